@@ -1,0 +1,33 @@
+# Set-up and everyday commands. `make run` and `make test` are the two a fresh machine needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint controlplane bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# Build (or reuse) the control-plane binaries; prints the cold build time when it builds.
+controlplane: $(STAMP)
+	$(PY) -m tests.controlplane.assets ensure
+
+# Run the project locally against a local control plane (Ctrl-C stops everything).
+run: controlplane
+	$(PY) -m tests.controlplane
+
+# The whole test suite: lint, types, then every test against the real control plane.
+test: controlplane lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Session-wide real control plane, kubelet stand-in and fake metadata server; per-test namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from tests.controlplane.cluster import TestCluster
+from tests.controlplane.harness import ControlPlane, Identity
+from tests.controlplane.kubelet import KubeletStandIn
+from tests.controlplane.metadata import FakeMetadataServer
+
+_startup: dict[str, float] = {}
+
+
+def api_client(plane: ControlPlane, identity: Identity | None) -> client.ApiClient:
+    """A kubernetes ApiClient for ``identity`` (anonymous when None)."""
+    config = client.Configuration()
+    config.host = plane.url
+    config.ssl_ca_cert = str(plane.ca_file)
+    config.connection_pool_maxsize = 32
+    if identity is not None:
+        config.api_key = {"authorization": identity.token}
+        config.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(config)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane().start()
+    if plane.started_seconds is not None:
+        _startup["control plane warm start-up (s)"] = plane.started_seconds
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = api_client(control_plane, control_plane.admin)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def kubelet(control_plane: ControlPlane) -> Iterator[KubeletStandIn]:
+    api = api_client(control_plane, control_plane.admin)
+    standin = KubeletStandIn(api, deletion_delay=0.2, heartbeat_interval=2.0).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="session")
+def metadata_server(control_plane: ControlPlane) -> Iterator[FakeMetadataServer]:
+    server = FakeMetadataServer(
+        project=control_plane.project,
+        email=control_plane.drainer_user,
+        tokens=[ident.token for ident in control_plane.drainer_identities],
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def namespace(admin_api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(admin_api)
+    name = f"t-{secrets.token_hex(4)}"
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def cluster(
+    admin_api: client.ApiClient, kubelet: KubeletStandIn, control_plane: ControlPlane, namespace: str
+) -> Iterator[TestCluster]:
+    helper = TestCluster(api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace)
+    yield helper
+    helper.cleanup()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for label, seconds in _startup.items():
+        terminalreporter.write_line(f"{label}: {seconds:.2f}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is a test not done: fail the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
