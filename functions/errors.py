@@ -15,5 +15,5 @@ class TransientError(DrainerError):
     """API down, 5xx, timeouts: raise so that Pub/Sub redelivers."""
 
 
-class MalformedEvent(PermanentError):  # noqa: N818 - the project's established name
+class MalformedEvent(PermanentError):
     """An event that cannot be parsed; str(exc) says what is wrong and what was expected."""

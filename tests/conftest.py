@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
-from collections.abc import Iterator
+import string
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client import ApiException
 
@@ -15,6 +19,8 @@ from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane, Identity
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
+from tests.support.deliveries import KINDS
+from tests.support.server import FunctionServer, cluster_entry
 
 _startup: dict[str, float] = {}
 
@@ -90,6 +96,70 @@ def cluster(
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+RBAC_MANIFEST = Path(__file__).resolve().parent.parent / "terraform" / "rbac" / "drainer-rbac.yaml"
+
+
+def rbac_documents(email: str) -> list[dict[str, Any]]:
+    """The RBAC manifest as Terraform renders it (templatefile) for ``email``."""
+    text = string.Template(RBAC_MANIFEST.read_text()).substitute(runtime_service_account_email=email)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.fixture(scope="session")
+def drainer_rbac(control_plane: ControlPlane, admin_api: client.ApiClient) -> list[dict[str, Any]]:
+    """Apply the repository's RBAC manifest, bound to the drainer user."""
+    rbac = client.RbacAuthorizationV1Api(admin_api)
+    docs = rbac_documents(control_plane.drainer_user)
+    for doc in docs:
+        if doc["kind"] == "ClusterRole":
+            rbac.create_cluster_role(doc)
+        elif doc["kind"] == "ClusterRoleBinding":
+            rbac.create_cluster_role_binding(doc)
+        else:
+            raise AssertionError(f"unexpected kind in the RBAC manifest: {doc['kind']}")
+    return docs
+
+
+@pytest.fixture(scope="session")
+def server_factory(
+    control_plane: ControlPlane,
+    metadata_server: FakeMetadataServer,
+    drainer_rbac: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+    kubelet: KubeletStandIn,
+) -> Iterator[Callable[..., FunctionServer]]:
+    """Start main.py targets under functions-framework as the drainer user; all stopped at the end."""
+    servers: list[FunctionServer] = []
+
+    def start(
+        target: str = "on_node_event",
+        signature: str = "cloudevent",
+        *,
+        clusters: list[dict[str, Any]] | None = None,
+        **env: str,
+    ) -> FunctionServer:
+        settings = {
+            "DRAINER_CLUSTERS": json.dumps(clusters if clusters is not None else [cluster_entry(control_plane)]),
+            **metadata_server.environ(),
+            **{f"DRAINER_DEADLINE_{k.upper()}": "6" for k in KINDS},
+            **env,
+        }
+        log = tmp_path_factory.mktemp("function") / f"{target}.log"
+        server = FunctionServer(target=target, signature=signature, env=settings, log_path=log)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def drainer(server_factory: Callable[..., FunctionServer]) -> FunctionServer:
+    """The default event function: short deadlines, real RBAC, google-auth via the metadata server."""
+    return server_factory(DRAINER_DEADLINE_DELETE="3")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -195,6 +195,9 @@ class TestCluster:
     def replicaset(
         self, node: str | None, replicas: int, *, name: str | None = None, node_selector: dict[str, str] | None = None
     ) -> Any:
+        """Pods pinned to ``node`` by its hostname label, so that replacements respect a cordon."""
+        if node:
+            node_selector = {**(node_selector or {}), "kubernetes.io/hostname": node}
         meta = self._meta(name, "rs")
         labels = {"app": meta["name"]}
         meta["labels"] = labels
@@ -205,7 +208,7 @@ class TestCluster:
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec(node=node, node_selector=node_selector)},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec(node_selector=node_selector)},
             },
         }
         return self.apps.create_namespaced_replica_set(self.namespace, body)
@@ -256,7 +259,10 @@ class TestCluster:
             "controller": True,
             "blockOwnerDeletion": True,
         }
-        return [self.bare_pod(node, labels=labels, owner=owner) for node in nodes]
+        return [
+            self.bare_pod(node, name=f"{ds.metadata.name}-{secrets.token_hex(3)}", labels=labels, owner=owner)
+            for node in nodes
+        ]
 
     def job(
         self,

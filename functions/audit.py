@@ -1,0 +1,110 @@
+"""The only writer of audit records, through google-cloud-logging.
+
+Every decision becomes one structured record: JSON on stdout in the StructuredLogHandler format
+(what Cloud Functions ships to Cloud Logging, and what a local run prints), and, when an audit log
+name is configured, also an entry in that log through the Logging API (batched in the background).
+
+Records carry ``audit: true``, an ``action`` (``event.received``, ``node.cordoned``, ``pod.evicted``
+...), and the context they were bound to (trigger, event id, node, cluster, principal).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, TextIO
+
+LOGGER_NAME = "gke_node_drainer.audit"
+COMPONENT = "gke-node-drainer"
+_SECRET_MARKERS = ("token", "authorization", "password", "secret")
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy of ``value`` with anything that looks like a credential removed."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): ("[redacted]" if any(m in str(k).lower() for m in _SECRET_MARKERS) else _clean(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class AuditWriter:
+    """Owns the handlers; one per process (see :func:`writer`)."""
+
+    def __init__(
+        self, *, stream: TextIO | None = None, log_name: str | None = None, project: str | None = None
+    ) -> None:
+        from google.cloud.logging_v2.handlers import StructuredLogHandler  # heavy: import on first use only
+
+        self.logger = logging.Logger(LOGGER_NAME, level=logging.INFO)
+        self.logger.propagate = False
+        self.logger.addHandler(
+            StructuredLogHandler(stream=stream or sys.stdout, project_id=project, labels={"component": COMPONENT})
+        )
+        self.log_name = log_name
+        if log_name:
+            import google.cloud.logging
+            from google.cloud.logging_v2.handlers import CloudLoggingHandler
+
+            client = google.cloud.logging.Client(project=project)
+            self.logger.addHandler(CloudLoggingHandler(client, name=log_name, labels={"component": COMPONENT}))
+
+    def write(self, action: str, message: str, severity: str, fields: Mapping[str, Any]) -> None:
+        payload = _clean({**fields, "audit": True, "action": action})
+        self.logger.log(_LEVELS.get(severity, logging.INFO), message, extra={"json_fields": payload})
+
+    def flush(self) -> None:
+        for handler in self.logger.handlers:
+            handler.flush()
+
+
+_writer: AuditWriter | None = None
+_writer_lock = threading.Lock()
+
+
+def configure(*, stream: TextIO | None = None, log_name: str | None = None, project: str | None = None) -> AuditWriter:
+    global _writer  # noqa: PLW0603 - one writer per process, made on first use
+    with _writer_lock:
+        _writer = AuditWriter(stream=stream, log_name=log_name, project=project)
+        return _writer
+
+
+def writer() -> AuditWriter:
+    with _writer_lock:
+        current = _writer
+    return current if current is not None else configure()
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit context: records written through it carry its fields."""
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def bind(self, **more: Any) -> Audit:
+        return Audit({**self.fields, **{k: v for k, v in more.items() if v is not None}})
+
+    def record(self, action: str, message: str, /, *, severity: str = "INFO", **details: Any) -> None:
+        writer().write(action, message, severity, {**self.fields, **details})

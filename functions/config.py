@@ -1,0 +1,242 @@
+"""Settings from the environment, validated once (at the first use, never at import)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from functions.errors import DrainerError
+from functions.events import EventKind
+
+ENV_CLUSTERS = "DRAINER_CLUSTERS"
+ENV_DRY_RUN = "DRAINER_DRY_RUN"
+ENV_EVICTION_CONCURRENCY = "DRAINER_EVICTION_CONCURRENCY"
+ENV_API_TIMEOUT = "DRAINER_API_TIMEOUT_SECONDS"
+ENV_AUDIT_LOG_NAME = "DRAINER_AUDIT_LOG_NAME"
+ENV_FORCE_CLEANUP = "DRAINER_FORCE_CLEANUP"
+ENV_CONTAINER_API = "DRAINER_CONTAINER_API_ENDPOINT"
+ENV_DEADLINE_PREFIX = "DRAINER_DEADLINE_"  # + kind in upper case, e.g. DRAINER_DEADLINE_PREEMPTED
+
+# How long one event may keep working on its node. Preemption gives 30 s of notice and the node
+# turns NotReady about 40 s after the VM stops, so the fenced force-cleanup needs well over a
+# minute; a MIG delete gives the VM its shutdown period. All stay below the function timeout.
+DEFAULT_DEADLINES: Mapping[EventKind, float] = {
+    EventKind.PREEMPTED: 120.0,
+    EventKind.RECREATE: 120.0,
+    EventKind.DELETE: 120.0,
+    EventKind.HOST_ERROR: 120.0,
+    EventKind.GUEST_TERMINATE: 120.0,
+    EventKind.AUTOMATIC_RESTART: 120.0,
+    EventKind.TERMINATE_ON_HOST_MAINTENANCE: 120.0,
+}
+DEFAULT_EVICTION_CONCURRENCY = 32
+DEFAULT_API_TIMEOUT = 10.0
+DEFAULT_CONTAINER_API = "https://container.googleapis.com"
+MAX_DEADLINE = 3600.0
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+_RESOURCE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/clusters/(?P<name>[^/]+)$")
+
+
+class ConfigError(DrainerError):
+    """The deployment is misconfigured; the message names the variable and what to fix."""
+
+
+class AuthMode(str, Enum):  # noqa: UP042 - the str mixin keeps json/str output plain
+    GOOGLE = "google"  # application-default credentials, short-lived tokens
+    TOKEN_FILE = "token_file"  # a static bearer token read from a file
+    KUBECONFIG = "kubeconfig"  # a kubeconfig file (local runs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    name: str
+    project: str
+    location: str  # a region (regional cluster) or a zone (zonal cluster)
+    auth: AuthMode = AuthMode.GOOGLE
+    endpoint: str | None = None  # https://...; when absent, read from the Container API
+    ca_data: str | None = field(default=None, repr=False)  # PEM; when absent with an endpoint, ca_file
+    ca_file: str | None = None
+    token_file: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    @property
+    def region(self) -> str:
+        return region_of(self.location)
+
+    @property
+    def resource_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/clusters/{self.name}"
+
+    def may_own(self, *, project: str, zone: str) -> bool:
+        """Whether an instance in ``project``/``zone`` can be a node of this cluster."""
+        return project == self.project and region_of(zone) == self.region
+
+
+def region_of(location: str) -> str:
+    """europe-west4-b -> europe-west4; a region is returned as it is."""
+    parts = location.split("-")
+    if len(parts) == 3 and len(parts[2]) == 1:
+        return "-".join(parts[:2])
+    return location
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    clusters: tuple[ClusterConfig, ...]
+    deadlines: Mapping[EventKind, float]
+    dry_run: bool = False
+    eviction_concurrency: int = DEFAULT_EVICTION_CONCURRENCY
+    api_timeout: float = DEFAULT_API_TIMEOUT
+    audit_log_name: str | None = None
+    force_cleanup: bool = True
+    container_api: str = DEFAULT_CONTAINER_API
+
+    def cluster(self, name: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters if c.name == name), None)
+
+    def summary(self) -> dict[str, Any]:
+        """What is logged at cold start: no secrets, no file contents."""
+        return {
+            "clusters": [
+                {
+                    "name": c.name,
+                    "project": c.project,
+                    "location": c.location,
+                    "auth": c.auth.value,
+                    "endpoint": c.endpoint or "container-api",
+                }
+                for c in self.clusters
+            ],
+            "deadlines": {k.value: v for k, v in self.deadlines.items()},
+            "dry_run": self.dry_run,
+            "eviction_concurrency": self.eviction_concurrency,
+            "api_timeout": self.api_timeout,
+            "audit_log_name": self.audit_log_name,
+            "force_cleanup": self.force_cleanup,
+        }
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range; use a value from {low:g} to {high:g}")
+    return value
+
+
+def _cluster(raw: Any, index: int) -> ClusterConfig:
+    where = f"{ENV_CLUSTERS}[{index}]"
+    if isinstance(raw, str):
+        match = _RESOURCE.match(raw.strip())
+        if not match:
+            raise ConfigError(f"{where}={raw!r} is not projects/PROJECT/locations/LOCATION/clusters/NAME")
+        return ClusterConfig(name=match["name"], project=match["project"], location=match["location"])
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object or a cluster resource name")
+    known = {
+        "name",
+        "project",
+        "location",
+        "auth",
+        "endpoint",
+        "ca_data",
+        "ca_file",
+        "token_file",
+        "kubeconfig",
+        "context",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}; known keys are {sorted(known)}")
+    for key in ("name", "project", "location"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConfigError(f"{where} needs a non-empty string {key!r}")
+    if not _NAME.match(raw["name"]):
+        raise ConfigError(f"{where}.name={raw['name']!r} is not a valid cluster name")
+    try:
+        auth = AuthMode(raw.get("auth", AuthMode.GOOGLE.value))
+    except ValueError:
+        raise ConfigError(f"{where}.auth={raw.get('auth')!r}; use one of {[m.value for m in AuthMode]}") from None
+    endpoint = raw.get("endpoint")
+    if endpoint is not None and not (isinstance(endpoint, str) and endpoint.startswith("https://")):
+        raise ConfigError(f"{where}.endpoint={endpoint!r} must be an https:// URL")
+    if auth is AuthMode.TOKEN_FILE and not raw.get("token_file"):
+        raise ConfigError(f"{where}: auth token_file needs 'token_file' (a path to the bearer token)")
+    if auth is AuthMode.TOKEN_FILE and not endpoint:
+        raise ConfigError(f"{where}: auth token_file needs 'endpoint'")
+    if auth is AuthMode.KUBECONFIG and not raw.get("kubeconfig"):
+        raise ConfigError(f"{where}: auth kubeconfig needs 'kubeconfig' (a path)")
+    if endpoint and not (raw.get("ca_data") or raw.get("ca_file")) and auth is not AuthMode.KUBECONFIG:
+        raise ConfigError(f"{where}: an explicit endpoint needs 'ca_data' (PEM) or 'ca_file'")
+    return ClusterConfig(
+        name=raw["name"],
+        project=raw["project"],
+        location=raw["location"],
+        auth=auth,
+        endpoint=endpoint,
+        ca_data=raw.get("ca_data"),
+        ca_file=raw.get("ca_file"),
+        token_file=raw.get("token_file"),
+        kubeconfig=raw.get("kubeconfig"),
+        context=raw.get("context"),
+    )
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; ConfigError says what to fix."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_CLUSTERS, "").strip()
+    if not raw:
+        raise ConfigError(
+            f"{ENV_CLUSTERS} is not set; give a JSON list of clusters or comma-separated "
+            "projects/P/locations/L/clusters/N names"
+        )
+    if raw.startswith("["):
+        try:
+            items = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{ENV_CLUSTERS} is not valid JSON: {exc}") from None
+    else:
+        items = [part for part in raw.split(",") if part.strip()]
+    clusters = tuple(_cluster(item, i) for i, item in enumerate(items))
+    names = [c.name for c in clusters]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{ENV_CLUSTERS} names a cluster twice: {names}")
+    deadlines = {
+        kind: _number(env, ENV_DEADLINE_PREFIX + kind.value.upper(), default, low=1, high=MAX_DEADLINE)
+        for kind, default in DEFAULT_DEADLINES.items()
+    }
+    return Settings(
+        clusters=clusters,
+        deadlines=deadlines,
+        dry_run=_bool(env, ENV_DRY_RUN, False),
+        eviction_concurrency=int(_number(env, ENV_EVICTION_CONCURRENCY, DEFAULT_EVICTION_CONCURRENCY, low=1, high=500)),
+        api_timeout=_number(env, ENV_API_TIMEOUT, DEFAULT_API_TIMEOUT, low=0.5, high=120),
+        audit_log_name=env.get(ENV_AUDIT_LOG_NAME) or None,
+        force_cleanup=_bool(env, ENV_FORCE_CLEANUP, True),
+        container_api=env.get(ENV_CONTAINER_API) or DEFAULT_CONTAINER_API,
+    )

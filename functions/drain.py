@@ -1,0 +1,475 @@
+"""The drain engine: cordon, evict in parallel, wait by watching, fenced force-cleanup.
+
+One :class:`Drain` works on one node of one cluster, against a deadline. Pods are classified by
+:mod:`functions.policy`; evictions run in parallel (policy/v1, pod UID as precondition) with
+system-critical pods last; a watch on the node's pods tells when each target is gone; when the
+plan allows it, a watch on the Node tells when the VM is verified down, and only then is what is
+left force-deleted (grace 0, UID precondition).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+from functions import policy
+from functions.audit import Audit
+from functions.errors import DrainerError, TransientError
+from functions.kube import ApiUnavailable, ClusterClient, Conflict, EvictionOutcome, WatchEvent
+from functions.model import Node, Pod
+from functions.policy import DrainPlan, PodAction, PodDecision
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 5.0
+CORDON_ATTEMPTS = 5
+
+
+class NodeGone(DrainerError):
+    """The Node object disappeared before the drain could start."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"node {node} no longer exists")
+
+
+class PodResult(str, Enum):  # noqa: UP042 - plain str values in reports
+    EVICTED = "evicted"
+    DELETED = "deleted"  # terminal pod deleted
+    FORCE_DELETED = "force_deleted"
+    GONE = "gone"  # went away by itself (or was already gone)
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"  # still there at the deadline, a PDB refused the eviction
+    REMAINING = "remaining"  # still there at the deadline for another reason
+    WOULD_EVICT = "would_evict"  # dry run
+    WOULD_DELETE = "would_delete"  # dry run
+    WOULD_FORCE_DELETE = "would_force_delete"  # dry run
+
+
+class DrainOutcome(str, Enum):  # noqa: UP042
+    COMPLETED = "completed"  # every target pod is gone
+    INCOMPLETE = "incomplete"  # the deadline passed with pods left
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodReport:
+    pod: str
+    result: PodResult
+    reason: str = ""
+    pdb: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainReport:
+    node: str
+    cluster: str
+    event_id: str
+    reason: str
+    dry_run: bool
+    outcome: DrainOutcome
+    cordoned: bool  # this drain changed the node to unschedulable
+    was_unschedulable: bool
+    verified_down: bool
+    duration_seconds: float
+    pods: tuple[PodReport, ...]
+    message: str = ""
+    transient_failures: int = 0  # pods left because the API server failed, not because of a budget
+
+    def count(self, *results: PodResult) -> int:
+        return sum(1 for p in self.pods if p.result in results)
+
+    def summary(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
+        for p in self.pods:
+            counts[p.result.value] = counts.get(p.result.value, 0) + 1
+        return {
+            "node": self.node,
+            "cluster": self.cluster,
+            "event_id": self.event_id,
+            "reason": self.reason,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome.value,
+            "cordoned": self.cordoned,
+            "was_unschedulable": self.was_unschedulable,
+            "verified_down": self.verified_down,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "counts": counts,
+            "blocked": [
+                {"pod": p.pod, "pdb": p.pdb, "message": p.reason} for p in self.pods if p.result is PodResult.BLOCKED
+            ],
+            "remaining": [p.pod for p in self.pods if p.result in (PodResult.BLOCKED, PodResult.REMAINING)],
+            "note": self.message,
+        }
+
+
+@dataclass
+class _Tracked:
+    decision: PodDecision
+    gone: bool = False
+    result: PodResult | None = None
+    last_message: str = ""
+    pdb: str | None = None
+    transient: bool = False
+
+
+@dataclass
+class Drain:
+    kube: ClusterClient
+    node_name: str
+    plan: DrainPlan
+    audit: Audit
+    dry_run: bool = False
+    concurrency: int = 32
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._tracked: dict[str, _Tracked] = {}  # uid -> state
+        self._down = threading.Event()
+        self._finished = threading.Event()
+        self._started = self.clock()
+        self._deadline = self._started + self.plan.timeout.total_seconds()
+
+    # ------------------------------------------------------------ helpers
+    def _remaining_time(self) -> float:
+        return self._deadline - self.clock()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the drain ends first; False when it should stop."""
+        seconds = min(seconds, max(0.0, self._remaining_time()))
+        return not self._finished.wait(seconds) and self._remaining_time() > 0
+
+    def _record_pod(
+        self, item: _Tracked, action: str, message: str, *, severity: str = "INFO", **extra: object
+    ) -> None:
+        pod = item.decision.pod
+        self.audit.record(action, message, severity=severity, pod=pod.key, pod_uid=pod.uid, **extra)
+
+    # ------------------------------------------------------------- cordon
+    def _cordon(self) -> tuple[Node, bool, bool]:
+        """Returns (node, we changed it to unschedulable, it was unschedulable before us)."""
+        for _ in range(CORDON_ATTEMPTS):
+            node = self.kube.get_node(self.node_name)
+            if node is None:
+                raise NodeGone(self.node_name)
+            was_before = (
+                node.annotations.get(policy.WAS_UNSCHEDULABLE) == "true"
+                if node.annotations.get(policy.CORDONED_BY) == policy.COMPONENT
+                else node.unschedulable
+            )
+            if not policy.cordon_needed(node, self.plan):
+                return node, False, was_before
+            try:
+                patched = self.kube.patch_node(
+                    self.node_name,
+                    resource_version=node.resource_version,
+                    unschedulable=True,
+                    annotations=policy.cordon_annotations(node, self.plan, now=self.wall()),
+                    dry_run=self.dry_run,
+                )
+            except Conflict:
+                continue
+            changed = not node.unschedulable
+            self.audit.record(
+                "node.cordoned",
+                f"{'would cordon' if self.dry_run else 'cordoned'} {self.node_name}"
+                + (" (already unschedulable before us: kept as it was)" if was_before else ""),
+                was_unschedulable=was_before,
+                boot_id=node.boot_id,
+                dry_run=self.dry_run,
+            )
+            return patched, changed, was_before
+        raise ApiUnavailable(f"node {self.node_name} kept changing; cordon gave up after {CORDON_ATTEMPTS} tries")
+
+    # ------------------------------------------------------------ watches
+    def _watch_pods(self, resource_version: str) -> None:
+        rv = resource_version
+        while not self._finished.is_set() and self._remaining_time() > 0:
+            try:
+                for kind, pod in self.kube.watch_pods_on_node(
+                    self.node_name, resource_version=rv, timeout=self._remaining_time()
+                ):
+                    self._observe(kind, pod)
+                    if self._finished.is_set():
+                        return
+                # expired or 410 Gone: relist and reconcile
+                pods, rv = self.kube.list_pods_on_node(self.node_name)
+                self._reconcile(pods)
+            except TransientError:
+                if not self._sleep(0.5):
+                    return
+
+    def _observe(self, kind: WatchEvent, pod: Pod) -> None:
+        with self._lock:
+            item = self._tracked.get(pod.uid)
+            if item is not None and kind is WatchEvent.DELETED and not item.gone:
+                item.gone = True
+                self._lock.notify_all()
+
+    def _reconcile(self, pods: Iterable[Pod]) -> None:
+        present = {p.uid for p in pods}
+        with self._lock:
+            for uid, item in self._tracked.items():
+                if uid not in present and not item.gone:
+                    item.gone = True
+            self._lock.notify_all()
+
+    def _watch_node(self, node: Node) -> None:
+        if policy.verified_down(node, event_time=self.plan.event_time):
+            self._mark_down()
+            return
+        rv = node.resource_version
+        while not self._finished.is_set() and self._remaining_time() > 0:
+            try:
+                for _, current in self.kube.watch_node(
+                    self.node_name, resource_version=rv, timeout=self._remaining_time()
+                ):
+                    rv = current.resource_version
+                    if policy.verified_down(current, event_time=self.plan.event_time):
+                        self._mark_down()
+                        return
+                    if self._finished.is_set():
+                        return
+                fresh = self.kube.get_node(self.node_name)
+                if fresh is None:  # the Node object was deleted: its kubelet is gone with it
+                    self._mark_down()
+                    return
+                rv = fresh.resource_version
+                if policy.verified_down(fresh, event_time=self.plan.event_time):
+                    self._mark_down()
+                    return
+            except TransientError:
+                if not self._sleep(0.5):
+                    return
+
+    def _mark_down(self) -> None:
+        with self._lock:
+            self._down.set()
+            self._lock.notify_all()
+
+    # ---------------------------------------------------------- evictions
+    def _evict(self, item: _Tracked) -> None:
+        pod = item.decision.pod
+        delay = BACKOFF_START
+        while True:
+            with self._lock:
+                if item.gone:
+                    return
+            if self._down.is_set() and self.plan.force_when_down:
+                return  # the force phase takes over: budgets protect running pods, not dead ones
+            result = self.kube.evict(pod, dry_run=self.dry_run)
+            if result.outcome is EvictionOutcome.EVICTED:
+                item.result = PodResult.WOULD_EVICT if self.dry_run else PodResult.EVICTED
+                self._record_pod(
+                    item,
+                    "pod.evicted",
+                    f"{'would evict' if self.dry_run else 'evicted'} {pod.key}"
+                    + (f" ({item.decision.reason})" if item.decision.reason else ""),
+                    dry_run=self.dry_run,
+                    critical=item.decision.critical,
+                    local_storage=item.decision.local_storage,
+                    unreplicated=item.decision.unreplicated,
+                )
+                return
+            if result.outcome is EvictionOutcome.GONE:
+                with self._lock:
+                    item.gone = True
+                    item.result = PodResult.GONE
+                    self._lock.notify_all()
+                return
+            item.last_message = result.message
+            item.pdb = result.pdb
+            item.transient = result.outcome is EvictionOutcome.UNAVAILABLE
+            if result.outcome in (EvictionOutcome.BLOCKED, EvictionOutcome.MULTIPLE_PDBS):
+                if item.result is not PodResult.BLOCKED:
+                    item.result = PodResult.BLOCKED
+                    self._record_pod(
+                        item,
+                        "pod.blocked",
+                        f"eviction of {pod.key} refused: {result.message}",
+                        severity="WARNING",
+                        pdb=result.pdb,
+                        dry_run=self.dry_run,
+                    )
+                if self.dry_run:
+                    return
+            if not self._sleep(delay * random.uniform(0.8, 1.2)):
+                return
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _delete_terminal(self, item: _Tracked) -> None:
+        pod = item.decision.pod
+        try:
+            deleted = self.kube.delete_pod(pod, dry_run=self.dry_run)
+        except TransientError as exc:
+            item.transient, item.last_message = True, str(exc)
+            return
+        if not deleted:
+            with self._lock:
+                item.gone, item.result = True, PodResult.GONE
+                self._lock.notify_all()
+            return
+        item.result = PodResult.WOULD_DELETE if self.dry_run else PodResult.DELETED
+        self._record_pod(
+            item,
+            "pod.deleted",
+            f"{'would delete' if self.dry_run else 'deleted'} {item.decision.reason} {pod.key}",
+            dry_run=self.dry_run,
+        )
+
+    def _force(self, items: list[_Tracked], node: Node) -> None:
+        def one(item: _Tracked) -> None:
+            pod = item.decision.pod
+            try:
+                deleted = self.kube.delete_pod(pod, grace_seconds=0, dry_run=self.dry_run)
+            except TransientError as exc:
+                item.transient, item.last_message = True, str(exc)
+                return
+            if deleted:
+                item.result = PodResult.WOULD_FORCE_DELETE if self.dry_run else PodResult.FORCE_DELETED
+                self._record_pod(
+                    item,
+                    "pod.force_deleted",
+                    f"{'would force-delete' if self.dry_run else 'force-deleted'} {pod.key}: node verified down",
+                    severity="NOTICE",
+                    ready=node.ready.status,
+                    last_heartbeat=node.ready.last_heartbeat,
+                    event_time=self.plan.event_time,
+                    dry_run=self.dry_run,
+                )
+            if not self.dry_run or not deleted:
+                with self._lock:
+                    item.gone = True
+                    item.result = item.result or PodResult.GONE
+                    self._lock.notify_all()
+
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="force") as pool:
+            list(pool.map(one, items))
+
+    # ---------------------------------------------------------------- run
+    def _pending(self, *, critical: bool | None = None) -> list[_Tracked]:
+        with self._lock:
+            return [
+                i
+                for i in self._tracked.values()
+                if not i.gone and i.decision.target and (critical is None or i.decision.critical == critical)
+            ]
+
+    def _wait(self, items: Callable[[], list[_Tracked]], *, until_down: bool) -> None:
+        with self._lock:
+            while items() and self._remaining_time() > 0 and not (until_down and self._down.is_set()):
+                self._lock.wait(min(1.0, max(0.01, self._remaining_time())))
+
+    def run(self) -> DrainReport:
+        node, cordoned, was_before = self._cordon()
+        pods, rv = self.kube.list_pods_on_node(self.node_name)
+        decisions = [policy.classify_pod(p) for p in pods]
+        skipped = []
+        for d in decisions:
+            if d.action is PodAction.SKIP:
+                skipped.append(PodReport(pod=d.pod.key, result=PodResult.SKIPPED, reason=d.reason))
+                self.audit.record("pod.skipped", f"skipped {d.pod.key}: {d.reason}", pod=d.pod.key, reason=d.reason)
+            else:
+                self._tracked[d.pod.uid] = _Tracked(decision=d)
+        force = self.plan.force_when_down
+        watchers = []
+        if not self.dry_run:
+            watchers.append(threading.Thread(target=self._watch_pods, args=(rv,), name="drain-pods", daemon=True))
+            if force:
+                watchers.append(threading.Thread(target=self._watch_node, args=(node,), name="drain-node", daemon=True))
+        elif force and policy.verified_down(node, event_time=self.plan.event_time):
+            self._down.set()
+        for thread in watchers:
+            thread.start()
+        try:
+            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evict") as pool:
+                for item in self._pending():
+                    if item.decision.action is PodAction.DELETE:
+                        pool.submit(self._delete_terminal, item)
+                normal = [i for i in self._pending(critical=False) if i.decision.action is PodAction.EVICT]
+                futures = [pool.submit(self._evict, i) for i in normal]
+                if self.dry_run:
+                    for f in futures:
+                        f.result()
+                else:
+                    self._wait(lambda: self._pending(critical=False), until_down=force)
+                critical = [i for i in self._pending(critical=True) if i.decision.action is PodAction.EVICT]
+                futures = [pool.submit(self._evict, i) for i in critical]
+                if self.dry_run:
+                    for f in futures:
+                        f.result()
+                else:
+                    self._wait(self._pending, until_down=force)
+                if force and self._pending() and self._down.is_set():
+                    fresh = self.kube.get_node(self.node_name) or node
+                    self._force(self._pending(), fresh)
+                    if not self.dry_run:
+                        self._wait(self._pending, until_down=False)
+                self._finished.set()
+        finally:
+            self._finished.set()
+        return self._report(cordoned=cordoned, was_before=was_before, skipped=skipped)
+
+    def _report(self, *, cordoned: bool, was_before: bool, skipped: list[PodReport]) -> DrainReport:
+        reports = list(skipped)
+        left = 0
+        transient = 0
+        with self._lock:
+            for item in self._tracked.values():
+                pod = item.decision.pod
+                if item.gone:
+                    reports.append(
+                        PodReport(pod=pod.key, result=item.result or PodResult.GONE, reason=item.decision.reason)
+                    )
+                    continue
+                if self.dry_run and item.result is not None:
+                    reports.append(
+                        PodReport(
+                            pod=pod.key,
+                            result=item.result,
+                            reason=item.last_message or item.decision.reason,
+                            pdb=item.pdb,
+                        )
+                    )
+                    continue
+                if self.dry_run and item.decision.action is PodAction.WAIT:
+                    reports.append(PodReport(pod=pod.key, result=PodResult.REMAINING, reason="already terminating"))
+                    continue
+                left += 1
+                transient += int(item.transient)
+                result = PodResult.BLOCKED if item.result is PodResult.BLOCKED else PodResult.REMAINING
+                reports.append(
+                    PodReport(
+                        pod=pod.key, result=result, reason=item.last_message or item.decision.reason, pdb=item.pdb
+                    )
+                )
+        if self.dry_run:
+            outcome = DrainOutcome.DRY_RUN
+        else:
+            outcome = DrainOutcome.COMPLETED if left == 0 else DrainOutcome.INCOMPLETE
+        message = ""
+        if left:
+            message = f"{left} pod(s) left at the deadline ({self.plan.timeout.total_seconds():g} s)"
+            if self.plan.force_when_down and not self._down.is_set():
+                message += "; the node was not verified down, so nothing was forced"
+        return DrainReport(
+            node=self.node_name,
+            cluster=self.kube.cluster.name,
+            event_id=self.plan.event_id,
+            reason=self.plan.reason,
+            dry_run=self.dry_run,
+            outcome=outcome,
+            cordoned=cordoned,
+            was_unschedulable=was_before,
+            verified_down=self._down.is_set(),
+            duration_seconds=self.clock() - self._started,
+            pods=tuple(sorted(reports, key=lambda r: r.pod)),
+            message=message,
+            transient_failures=transient,
+        )

@@ -1,0 +1,183 @@
+"""Pure decisions: what a node event means, which pods to evict, when force is allowed.
+
+Nothing here does I/O or reads the clock: ``now`` and snapshots come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from functions.events import EventKind
+from functions.model import Node, Pod
+
+COMPONENT = "gke-node-drainer"
+ANNOTATION_PREFIX = "node-drainer.io/"
+CORDONED_BY = ANNOTATION_PREFIX + "cordoned-by"
+CORDON_REASON = ANNOTATION_PREFIX + "reason"
+CORDON_EVENT_ID = ANNOTATION_PREFIX + "event-id"
+CORDONED_AT = ANNOTATION_PREFIX + "cordoned-at"
+CORDON_BOOT_ID = ANNOTATION_PREFIX + "boot-id"
+WAS_UNSCHEDULABLE = ANNOTATION_PREFIX + "was-unschedulable"
+CORDON_INSTANCE_ID = ANNOTATION_PREFIX + "instance-id"
+OUR_NODE_ANNOTATIONS = (
+    CORDONED_BY,
+    CORDON_REASON,
+    CORDON_EVENT_ID,
+    CORDONED_AT,
+    CORDON_BOOT_ID,
+    WAS_UNSCHEDULABLE,
+    CORDON_INSTANCE_ID,
+)
+
+POD_OPT_OUT = ANNOTATION_PREFIX + "skip-eviction"  # "true": never evict (reported on every drain)
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+GKE_INSTANCE_ID = "container.googleapis.com/instance_id"
+CRITICAL_CLASSES = frozenset({"system-cluster-critical", "system-node-critical"})
+CRITICAL_PRIORITY = 2_000_000_000
+
+# Events after which the VM is (or is about to be) gone without a graceful shutdown of its pods:
+# once the node is verified down, what is left may be force-deleted so controllers recreate it.
+FORCE_KINDS = frozenset(
+    {
+        EventKind.PREEMPTED,
+        EventKind.RECREATE,
+        EventKind.HOST_ERROR,
+        EventKind.GUEST_TERMINATE,
+        EventKind.AUTOMATIC_RESTART,
+        EventKind.TERMINATE_ON_HOST_MAINTENANCE,
+    }
+)
+
+
+class PodAction(str, Enum):  # noqa: UP042 - plain str values in audit records
+    EVICT = "evict"
+    DELETE = "delete"  # terminal pod: nothing runs, no budget applies
+    WAIT = "wait"  # already terminating: wait for it (and force it when the node is down)
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodDecision:
+    pod: Pod
+    action: PodAction
+    reason: str = ""
+    critical: bool = False
+    local_storage: bool = False
+    unreplicated: bool = False
+
+    @property
+    def target(self) -> bool:
+        """The drain is finished only when this pod is gone."""
+        return self.action is not PodAction.SKIP
+
+
+def is_critical(pod: Pod) -> bool:
+    return pod.priority_class in CRITICAL_CLASSES or pod.priority >= CRITICAL_PRIORITY
+
+
+def opted_out(pod: Pod) -> str | None:
+    """Why the pod must not be evicted, or None."""
+    if pod.annotations.get(POD_OPT_OUT, "").strip().lower() == "true":
+        return f"opt-out annotation {POD_OPT_OUT}=true"
+    if pod.annotations.get(SAFE_TO_EVICT, "").strip().lower() == "false":
+        return f"{SAFE_TO_EVICT}=false"
+    return None
+
+
+def classify_pod(pod: Pod) -> PodDecision:
+    """kubectl drain's filters, in kubectl's order, then the opt-outs."""
+    flags = {
+        "critical": is_critical(pod),
+        "local_storage": pod.local_storage,
+        "unreplicated": pod.controller is None,
+    }
+    if pod.deletion_timestamp is not None:
+        return PodDecision(pod=pod, action=PodAction.WAIT, reason="already terminating", **flags)
+    if pod.controller is not None and pod.controller.kind == "DaemonSet":
+        return PodDecision(pod=pod, action=PodAction.SKIP, reason="managed by a DaemonSet", **flags)
+    if pod.is_mirror:
+        return PodDecision(pod=pod, action=PodAction.SKIP, reason="mirror (static) pod", **flags)
+    if pod.phase in ("Succeeded", "Failed"):
+        return PodDecision(pod=pod, action=PodAction.DELETE, reason=f"terminal pod ({pod.phase})", **flags)
+    opt_out = opted_out(pod)
+    if opt_out:
+        return PodDecision(pod=pod, action=PodAction.SKIP, reason=opt_out, **flags)
+    notes = []
+    if pod.local_storage:
+        notes.append("emptyDir data is lost")
+    if pod.controller is None:
+        notes.append("unreplicated: no controller recreates it")
+    return PodDecision(pod=pod, action=PodAction.EVICT, reason="; ".join(notes), **flags)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainPlan:
+    """What one drain may do, fixed before it starts."""
+
+    reason: str  # event kind or "manual"
+    event_id: str
+    event_time: datetime
+    timeout: timedelta
+    force_when_down: bool  # fenced force-cleanup of what is left once the VM is verified down
+    instance_id: str | None = None
+
+
+def plan_for_event(
+    *,
+    kind: EventKind,
+    event_id: str,
+    event_time: datetime,
+    instance_id: str | None,
+    deadlines: Mapping[EventKind, float],
+    force_cleanup: bool,
+) -> DrainPlan:
+    return DrainPlan(
+        reason=kind.value,
+        event_id=event_id,
+        event_time=event_time,
+        timeout=timedelta(seconds=deadlines[kind]),
+        force_when_down=force_cleanup and kind in FORCE_KINDS,
+        instance_id=instance_id,
+    )
+
+
+def stale_instance(node: Node, instance_id: str | None) -> bool:
+    """True when the node runs a different VM than the event's (recreated under the same name)."""
+    current = node.annotations.get(GKE_INSTANCE_ID)
+    return bool(instance_id and current and current != instance_id)
+
+
+def verified_down(node: Node, *, event_time: datetime) -> bool:
+    """The fencing rule: the kubelet has not reported Ready since before the event."""
+    ready = node.ready
+    if ready.status == "True":
+        return False
+    return ready.last_heartbeat is None or ready.last_heartbeat < event_time
+
+
+def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[str, str]:
+    """The annotations a cordon writes. The first cordon of ours records what was there before us;
+    later events (or redeliveries) only update the reason, never the pre-existing state."""
+    update = {
+        CORDONED_BY: COMPONENT,
+        CORDON_REASON: plan.reason,
+        CORDON_EVENT_ID: plan.event_id,
+    }
+    if node.annotations.get(CORDONED_BY) != COMPONENT:
+        update |= {
+            CORDONED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            CORDON_BOOT_ID: node.boot_id,
+            WAS_UNSCHEDULABLE: "true" if node.unschedulable else "false",
+        }
+        if plan.instance_id:
+            update[CORDON_INSTANCE_ID] = plan.instance_id
+    return update
+
+
+def cordon_needed(node: Node, plan: DrainPlan) -> bool:
+    return not node.unschedulable or any(
+        node.annotations.get(k) != v for k, v in ((CORDONED_BY, COMPONENT), (CORDON_EVENT_ID, plan.event_id))
+    )
