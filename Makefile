@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint controlplane bench clean
+.PHONY: run test lint controlplane bench demo-event clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ controlplane: $(STAMP)
 # Run the project locally against a local control plane (Ctrl-C stops everything).
 run: controlplane
 	$(PY) -m tests.controlplane
+
+# Post the shared sample preemption event (Eventarc binary CloudEvent) to the local function.
+demo-event:
+	curl -sS -o /dev/null -w 'HTTP %{http_code}\n' http://127.0.0.1:8080/ \
+	  -H 'Content-Type: application/json' -H 'ce-id: 16042958821190034' -H 'ce-specversion: 1.0' \
+	  -H 'ce-type: google.cloud.pubsub.topic.v1.messagePublished' \
+	  -H 'ce-source: //pubsub.googleapis.com/projects/acme-prod/topics/gke-node-events' \
+	  -H 'ce-time: 2026-10-02T08:14:08.731Z' --data-binary @tests/fixtures/cloudevent-pubsub-binary.json
 
 # The whole test suite: lint, types, then every test against the real control plane.
 test: controlplane lint

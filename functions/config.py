@@ -148,13 +148,20 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     return value
 
 
+def _integer(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    value = _number(env, name, default, low=low, high=high)
+    if value != int(value):
+        raise ConfigError(f"{name}={env.get(name)!r} is not a whole number")
+    return int(value)
+
+
 def _cluster(raw: Any, index: int) -> ClusterConfig:
     where = f"{ENV_CLUSTERS}[{index}]"
     if isinstance(raw, str):
-        match = _RESOURCE.match(raw.strip())
+        match = _RESOURCE.fullmatch(raw.strip())
         if not match:
             raise ConfigError(f"{where}={raw!r} is not projects/PROJECT/locations/LOCATION/clusters/NAME")
-        return ClusterConfig(name=match["name"], project=match["project"], location=match["location"])
+        raw = {"name": match["name"], "project": match["project"], "location": match["location"]}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be an object or a cluster resource name")
     known = {
@@ -175,8 +182,13 @@ def _cluster(raw: Any, index: int) -> ClusterConfig:
     for key in ("name", "project", "location"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ConfigError(f"{where} needs a non-empty string {key!r}")
-    if not _NAME.match(raw["name"]):
-        raise ConfigError(f"{where}.name={raw['name']!r} is not a valid cluster name")
+    for key in known - {"name", "project", "location"}:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{where}.{key} must be a string")
+    for key in ("name", "project", "location"):
+        if not _NAME.fullmatch(raw[key]):
+            what = "cluster name" if key == "name" else key
+            raise ConfigError(f"{where}.{key}={raw[key]!r} is not a valid {what}")
     try:
         auth = AuthMode(raw.get("auth", AuthMode.GOOGLE.value))
     except ValueError:
@@ -222,7 +234,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{ENV_CLUSTERS} is not valid JSON: {exc}") from None
     else:
         items = [part for part in raw.split(",") if part.strip()]
+    if not isinstance(items, list):
+        raise ConfigError(f"{ENV_CLUSTERS} must be a JSON list")
     clusters = tuple(_cluster(item, i) for i, item in enumerate(items))
+    if not clusters:
+        raise ConfigError(f"{ENV_CLUSTERS} names no cluster; give at least one")
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise ConfigError(f"{ENV_CLUSTERS} names a cluster twice: {names}")
@@ -234,7 +250,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         clusters=clusters,
         deadlines=deadlines,
         dry_run=_bool(env, ENV_DRY_RUN, False),
-        eviction_concurrency=int(_number(env, ENV_EVICTION_CONCURRENCY, DEFAULT_EVICTION_CONCURRENCY, low=1, high=500)),
+        eviction_concurrency=_integer(env, ENV_EVICTION_CONCURRENCY, DEFAULT_EVICTION_CONCURRENCY, low=1, high=500),
         api_timeout=_number(env, ENV_API_TIMEOUT, DEFAULT_API_TIMEOUT, low=0.5, high=120),
         audit_log_name=env.get(ENV_AUDIT_LOG_NAME) or None,
         force_cleanup=_bool(env, ENV_FORCE_CLEANUP, True),

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from functions.events import EventKind
-from functions.model import Node, Pod
+from functions.model import Node, Pod, format_time
 
 COMPONENT = "gke-node-drainer"
 ANNOTATION_PREFIX = "node-drainer.io/"
@@ -150,12 +150,21 @@ def stale_instance(node: Node, instance_id: str | None) -> bool:
     return bool(instance_id and current and current != instance_id)
 
 
+HEARTBEAT_RESOLUTION = timedelta(seconds=1)  # Node condition times are whole seconds
+
+
 def verified_down(node: Node, *, event_time: datetime) -> bool:
-    """The fencing rule: the kubelet has not reported Ready since before the event."""
+    """The fencing rule: never force-delete a pod while its kubelet may still run it.
+
+    Down means the node-lifecycle controller has marked Ready ``Unknown`` (the kubelet stopped
+    renewing its lease and posting status) and the kubelet's last heartbeat is older than the event.
+    ``False`` is not enough: it is what a living kubelet reports when it is unhealthy, and a living
+    kubelet may refresh an unchanged status only every few minutes.
+    """
     ready = node.ready
-    if ready.status == "True":
+    if ready.status != "Unknown":
         return False
-    return ready.last_heartbeat is None or ready.last_heartbeat < event_time
+    return ready.last_heartbeat is None or ready.last_heartbeat + HEARTBEAT_RESOLUTION <= event_time
 
 
 def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[str, str]:
@@ -168,7 +177,7 @@ def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[st
     }
     if node.annotations.get(CORDONED_BY) != COMPONENT:
         update |= {
-            CORDONED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            CORDONED_AT: format_time(now),
             CORDON_BOOT_ID: node.boot_id,
             WAS_UNSCHEDULABLE: "true" if node.unschedulable else "false",
         }

@@ -1,16 +1,25 @@
-"""Run the local control plane with a demo GKE node and workload until Ctrl-C.
+"""Run the project locally: control plane, demo GKE nodes and workload, and the function, until Ctrl-C.
 
-python -m tests.controlplane            (what `make run` does)
+    python -m tests.controlplane            (what `make run` does)
+
+The function (main.py's on_node_event) is served by functions-framework on 127.0.0.1:8080, as the
+drainer user of the repository's RBAC manifest, authenticated by google-auth through the local
+fake metadata server. Post the sample event (README shows the command) and watch the node drain.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
+import os
 import signal
+import string
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 from tests.controlplane.cluster import TestCluster
@@ -19,6 +28,11 @@ from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 
 RUN_DIR = Path(".run")
+REPO = Path(__file__).resolve().parents[2]
+RBAC = REPO / "terraform" / "rbac" / "drainer-rbac.yaml"
+# The shared sample event is about this instance (logentry-preempted.json).
+DEMO_NODE = "gke-payments-spot-pool-3f1c2a9e-x7k2"
+DEMO_INSTANCE_ID = "7310455628112203391"
 
 
 def admin_client(plane: ControlPlane) -> client.ApiClient:
@@ -30,9 +44,20 @@ def admin_client(plane: ControlPlane) -> client.ApiClient:
     return client.ApiClient(config)
 
 
+def apply_rbac(api: client.ApiClient, email: str) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    text = string.Template(RBAC.read_text()).substitute(runtime_service_account_email=email)
+    for doc in yaml.safe_load_all(text):
+        if doc and doc["kind"] == "ClusterRole":
+            rbac.create_cluster_role(doc)
+        elif doc and doc["kind"] == "ClusterRoleBinding":
+            rbac.create_cluster_role_binding(doc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=6, help="demo ReplicaSet size on the demo node")
+    parser.add_argument("--port", type=int, default=8080, help="loopback port of the function")
     args = parser.parse_args(argv)
 
     plane = ControlPlane().start()
@@ -41,31 +66,70 @@ def main(argv: list[str] | None = None) -> int:
     metadata = FakeMetadataServer(
         project=plane.project, email=plane.drainer_user, tokens=[i.token for i in plane.drainer_identities]
     ).start()
+    function: subprocess.Popen[bytes] | None = None
     try:
+        apply_rbac(api, plane.drainer_user)
         core = client.CoreV1Api(api)
         core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
         demo = TestCluster(api=api, kubelet=kubelet, project=plane.project, namespace="demo")
-        node = demo.add_node(name="gke-payments-spot-pool-3f1c2a9e-x7k2", zone="europe-west4-b")
+        node = demo.add_node(name=DEMO_NODE, zone="europe-west4-b", instance_id=DEMO_INSTANCE_ID)
         demo.add_node(name="gke-payments-spot-pool-3f1c2a9e-b4n8", zone="europe-west4-b")
         demo.replicaset(node.name, args.pods, name="web")
         demo.statefulset(2, node_selector={"cloud.google.com/gke-nodepool": "spot-pool"}, name="db")
         RUN_DIR.mkdir(exist_ok=True)
-        admin_kubeconfig = plane.write_kubeconfig(plane.admin, RUN_DIR / "kubeconfig")
-        env_file = RUN_DIR / "env"
-        env_file.write_text("".join(f"export {k}={v}\n" for k, v in metadata.environ().items()))
+        admin_kubeconfig = plane.write_kubeconfig(plane.admin, RUN_DIR / "kubeconfig").resolve()
+        clusters = [
+            {
+                "name": "payments",
+                "project": plane.project,
+                "location": "europe-west4",
+                "endpoint": plane.url,
+                "ca_file": str(plane.ca_file),
+            }
+        ]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DRAINER_", "GOOGLE_"))},
+            **metadata.environ(),
+            "DRAINER_CLUSTERS": json.dumps(clusters),
+            "PYTHONUNBUFFERED": "1",
+        }
+        function = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target=on_node_event",
+                "--signature-type=cloudevent",
+                "--source=main.py",
+                "--host=127.0.0.1",
+                f"--port={args.port}",
+            ],
+            cwd=REPO,
+            env=env,
+        )
+        kubectl = plane.assets.path("kubectl")
         print(
-            f"control plane ready in {plane.started_seconds:.1f} s at {plane.url}\n"
-            f"  admin kubeconfig:  export KUBECONFIG={admin_kubeconfig.resolve()}\n"
-            f"  metadata server:   source {env_file}  (google-auth then acts as {plane.drainer_user})\n"
-            f"  demo node:         {node.name} ({node.provider_id})\n"
-            "Ctrl-C stops everything.",
+            f"\ncontrol plane ready in {plane.started_seconds:.1f} s at {plane.url}\n"
+            f"  function:   http://127.0.0.1:{args.port} (on_node_event, as {plane.drainer_user})\n"
+            f"  watch:      {kubectl} --kubeconfig {admin_kubeconfig} get nodes,pods -A -o wide -w\n"
+            f"  demo node:  {node.name} ({node.provider_id}) with {args.pods} pods of ReplicaSet demo/web\n"
+            "  send the sample preemption event:  make demo-event\n"
+            "Ctrl-C stops everything.\n",
             flush=True,
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        try:
+            while not stop.wait(0.5):
+                if function.poll() is not None:
+                    print("the function server exited", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
     finally:
+        if function is not None and function.poll() is None:
+            function.terminate()
+            function.wait(timeout=10)
         kubelet.stop()
         metadata.stop()
         plane.stop()

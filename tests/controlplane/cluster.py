@@ -83,6 +83,7 @@ class TestCluster:
         pool: str = "spot-pool",
         unschedulable: bool = False,
         labels: dict[str, str] | None = None,
+        instance_id: str | None = None,
     ) -> NodeInfo:
         name = name or f"gke-test-{pool}-{secrets.token_hex(4)}-{secrets.token_hex(2)}"
         info = NodeInfo(
@@ -90,7 +91,7 @@ class TestCluster:
             project=self.project,
             zone=zone,
             pool=pool,
-            instance_id=str(secrets.randbelow(10**18) + 10**18),
+            instance_id=instance_id or str(secrets.randbelow(10**18) + 10**18),
             boot_id=str(uuid.uuid4()),
         )
         body = {

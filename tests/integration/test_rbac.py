@@ -1,0 +1,148 @@
+"""Least privilege, checked on the real API server with the repository's RBAC manifest applied."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from tests.conftest import api_client
+from tests.controlplane.cluster import TestCluster
+from tests.controlplane.harness import ControlPlane, Identity
+
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def _rules(plane: ControlPlane, identity: Identity, namespace: str) -> set[Rule]:
+    api = client.AuthorizationV1Api(api_client(plane, identity))
+    review = api.create_self_subject_rules_review({"spec": {"namespace": namespace}})
+    found: set[Rule] = set()
+    for rule in review.status.resource_rules:
+        for group in rule.api_groups or [""]:
+            for resource in rule.resources or []:
+                for verb in rule.verbs:
+                    found.add((group, resource, verb))
+    return found
+
+
+def _manifest_rules(docs: list[dict[str, Any]]) -> set[Rule]:
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_manifest_binds_the_drainer_user_to_its_cluster_role(
+    drainer_rbac: list[dict[str, Any]], control_plane: ControlPlane
+) -> None:
+    binding = next(d for d in drainer_rbac if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": control_plane.drainer_user}
+    ]
+    assert binding["roleRef"]["name"] == next(d for d in drainer_rbac if d["kind"] == "ClusterRole")["metadata"]["name"]
+    assert {d["kind"] for d in drainer_rbac} == {"ClusterRole", "ClusterRoleBinding"}
+
+
+def test_what_the_drainer_may_do_is_exactly_the_manifest(
+    drainer_rbac: list[dict[str, Any]], control_plane: ControlPlane, namespace: str
+) -> None:
+    baseline = _rules(control_plane, control_plane.stranger, namespace)  # what every authenticated user has
+    granted = _rules(control_plane, control_plane.drainer_identities[0], namespace) - baseline
+    assert granted == _manifest_rules(drainer_rbac)
+    assert not any(verb == "*" or resource == "*" for _, resource, verb in granted)
+
+
+def _status(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except ApiException as exc:
+        return int(exc.status)
+    return 200
+
+
+@pytest.fixture
+def drainer_api(control_plane: ControlPlane, drainer_rbac: list[dict[str, Any]]) -> client.ApiClient:
+    return api_client(control_plane, control_plane.drainer_identities[1])
+
+
+def test_the_drainer_can_do_its_job(drainer_api: client.ApiClient, cluster: TestCluster) -> None:
+    node = cluster.add_node()
+    pod = cluster.bare_pod(node.name)
+    core = client.CoreV1Api(drainer_api)
+    assert _status(lambda: core.read_node(node.name)) == 200
+    assert _status(lambda: core.patch_node(node.name, {"metadata": {"annotations": {"x": "y"}}})) == 200
+    assert _status(lambda: core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.name}")) == 200
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod.metadata.name}}
+    assert _status(lambda: core.create_namespaced_pod_eviction(pod.metadata.name, cluster.namespace, eviction)) == 200
+
+
+DANGEROUS: list[tuple[str, Callable[[client.ApiClient, TestCluster, str], object]]] = [
+    ("read secrets", lambda api, c, n: client.CoreV1Api(api).list_namespaced_secret(c.namespace)),
+    ("read a secret", lambda api, c, n: client.CoreV1Api(api).read_namespaced_secret("any", c.namespace)),
+    ("delete nodes", lambda api, c, n: client.CoreV1Api(api).delete_node(n)),
+    ("update node status", lambda api, c, n: client.CoreV1Api(api).patch_node_status(n, {"status": {}})),
+    ("list nodes", lambda api, c, n: client.CoreV1Api(api).list_node()),
+    (
+        "patch deployments",
+        lambda api, c, n: client.AppsV1Api(api).patch_namespaced_deployment(
+            "web", c.namespace, {"spec": {"replicas": 0}}
+        ),
+    ),
+    (
+        "create pods",
+        lambda api, c, n: client.CoreV1Api(api).create_namespaced_pod(
+            c.namespace,
+            {"metadata": {"name": "evil"}, "spec": {"containers": [{"name": "x", "image": "busybox"}]}},
+        ),
+    ),
+    ("read configmaps", lambda api, c, n: client.CoreV1Api(api).list_namespaced_config_map(c.namespace)),
+    ("delete namespaces", lambda api, c, n: client.CoreV1Api(api).delete_namespace(c.namespace)),
+    ("read pod logs", lambda api, c, n: client.CoreV1Api(api).read_namespaced_pod_log("p", c.namespace)),
+    (
+        "bind cluster roles",
+        lambda api, c, n: client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+            {
+                "metadata": {"name": "escalate"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "User", "name": "x"}],
+            }
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("operation", [op for _, op in DANGEROUS], ids=[name for name, _ in DANGEROUS])
+def test_dangerous_operations_are_denied(
+    drainer_api: client.ApiClient,
+    cluster: TestCluster,
+    operation: Callable[[client.ApiClient, TestCluster, str], object],
+) -> None:
+    node = cluster.add_node()
+    assert _status(lambda: operation(drainer_api, cluster, node.name)) == 403
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"verb": "create", "resource": "pods", "subresource": "exec"},
+        {"verb": "create", "resource": "pods", "subresource": "attach"},
+        {"verb": "create", "resource": "pods", "subresource": "portforward"},
+        {"verb": "impersonate", "resource": "users"},
+        {"verb": "create", "resource": "serviceaccounts", "subresource": "token"},
+    ],
+    ids=["exec", "attach", "port-forward", "impersonate", "mint-tokens"],
+)
+def test_access_review_denies_exec_and_escalation(
+    drainer_api: client.ApiClient, namespace: str, attributes: dict[str, str]
+) -> None:
+    review = client.AuthorizationV1Api(drainer_api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": {"namespace": namespace, **attributes}}}
+    )
+    assert review.status.allowed is False
