@@ -39,3 +39,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks: print our figures beside the reference tool's, measured in the same run.
+bench: controlplane
+	$(PY) -m bench.drain_bench

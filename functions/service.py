@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions import audit as audit_log
 from functions import config, events, policy
 from functions.audit import Audit
 from functions.config import ClusterConfig, Settings
@@ -48,6 +49,7 @@ class Service:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Service:
         settings = config.load(env)
+        audit_log.configure(log_name=settings.audit_log_name)
         service = cls(settings)
         service.audit.record("service.started", "gke-node-drainer instance started", settings=settings.summary())
         return service

@@ -190,15 +190,15 @@ class KubeletStandIn:
         with contextlib.suppress(RuntimeError):  # shut down
             self._pool.submit(self._guard, action)
 
-    @staticmethod
-    def _guard(action: Callable[[], None]) -> None:
+    def _guard(self, action: Callable[[], None]) -> None:
         try:
             action()
         except ApiException as exc:
-            if exc.status not in (404, 409):
+            if exc.status not in (404, 409) and not self._stop.is_set():
                 LOG.warning("kubelet stand-in: %s", exc)
         except Exception:  # keep the stand-in alive whatever one pod does
-            LOG.exception("kubelet stand-in action failed")
+            if not self._stop.is_set():
+                LOG.exception("kubelet stand-in action failed")
 
     # ------------------------------------------------------------------- pods
     def _watch_pods(self) -> None:
