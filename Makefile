@@ -4,6 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Nothing run from here may reach the real metadata address: google-auth gets a closed loopback
+# port unless a command points it at the local fake metadata server.
+export GCE_METADATA_HOST ?= 127.0.0.1:9
+export GCE_METADATA_IP ?= 127.0.0.1:9
+
 .PHONY: run test lint controlplane bench demo-event clean
 
 $(STAMP): requirements.txt requirements-dev.txt

@@ -54,7 +54,12 @@ class AuditWriter:
     """Owns the handlers; one per process (see :func:`writer`)."""
 
     def __init__(
-        self, *, stream: TextIO | None = None, log_name: str | None = None, project: str | None = None
+        self,
+        *,
+        stream: TextIO | None = None,
+        log_name: str | None = None,
+        project: str | None = None,
+        api_endpoint: str | None = None,
     ) -> None:
         from google.cloud.logging_v2.handlers import StructuredLogHandler  # heavy: import on first use only
 
@@ -67,9 +72,15 @@ class AuditWriter:
         if log_name:
             import google.cloud.logging
             from google.cloud.logging_v2.handlers import CloudLoggingHandler
+            from google.cloud.logging_v2.resource import Resource
 
-            client = google.cloud.logging.Client(project=project)
-            self.logger.addHandler(CloudLoggingHandler(client, name=log_name, labels={"component": COMPONENT}))
+            options = {"api_endpoint": api_endpoint} if api_endpoint else None
+            client = google.cloud.logging.Client(project=project, client_options=options)
+            # An explicit resource: the library's own detection probes a hard-coded metadata host.
+            resource = Resource(type="global", labels={"project_id": str(client.project)})
+            self.logger.addHandler(
+                CloudLoggingHandler(client, name=log_name, resource=resource, labels={"component": COMPONENT})
+            )
 
     def write(self, action: str, message: str, severity: str, fields: Mapping[str, Any]) -> None:
         payload = _clean({**fields, "audit": True, "action": action})
@@ -84,11 +95,25 @@ _writer: AuditWriter | None = None
 _writer_lock = threading.Lock()
 
 
-def configure(*, stream: TextIO | None = None, log_name: str | None = None, project: str | None = None) -> AuditWriter:
+def configure(
+    *,
+    stream: TextIO | None = None,
+    log_name: str | None = None,
+    project: str | None = None,
+    api_endpoint: str | None = None,
+) -> AuditWriter:
     global _writer  # noqa: PLW0603 - one writer per process, made on first use
     with _writer_lock:
-        _writer = AuditWriter(stream=stream, log_name=log_name, project=project)
+        _writer = AuditWriter(stream=stream, log_name=log_name, project=project, api_endpoint=api_endpoint)
         return _writer
+
+
+def flush() -> None:
+    """Send what is buffered (the Logging API handler batches in the background)."""
+    with _writer_lock:
+        current = _writer
+    if current is not None:
+        current.flush()
 
 
 def writer() -> AuditWriter:

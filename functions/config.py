@@ -20,6 +20,7 @@ ENV_API_TIMEOUT = "DRAINER_API_TIMEOUT_SECONDS"
 ENV_AUDIT_LOG_NAME = "DRAINER_AUDIT_LOG_NAME"
 ENV_FORCE_CLEANUP = "DRAINER_FORCE_CLEANUP"
 ENV_CONTAINER_API = "DRAINER_CONTAINER_API_ENDPOINT"
+ENV_LOGGING_API = "DRAINER_LOGGING_API_ENDPOINT"
 ENV_DEADLINE_PREFIX = "DRAINER_DEADLINE_"  # + kind in upper case, e.g. DRAINER_DEADLINE_PREEMPTED
 
 # How long one event may keep working on its node. Preemption gives 30 s of notice and the node
@@ -97,6 +98,7 @@ class Settings:
     audit_log_name: str | None = None
     force_cleanup: bool = True
     container_api: str = DEFAULT_CONTAINER_API
+    logging_api: str | None = None  # another Logging API endpoint (tests, emulators)
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -255,4 +257,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         audit_log_name=env.get(ENV_AUDIT_LOG_NAME) or None,
         force_cleanup=_bool(env, ENV_FORCE_CLEANUP, True),
         container_api=env.get(ENV_CONTAINER_API) or DEFAULT_CONTAINER_API,
+        logging_api=env.get(ENV_LOGGING_API) or None,
     )

@@ -49,7 +49,7 @@ class Service:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Service:
         settings = config.load(env)
-        audit_log.configure(log_name=settings.audit_log_name)
+        audit_log.configure(log_name=settings.audit_log_name, api_endpoint=settings.logging_api)
         service = cls(settings)
         service.audit.record("service.started", "gke-node-drainer instance started", settings=settings.summary())
         return service
@@ -66,6 +66,12 @@ class Service:
     # ------------------------------------------------------------ events
     def handle_pubsub(self, data: Any, *, trigger: str, delivery_id: str | None) -> DrainReport | None:
         """One Pub/Sub delivery of a log-sink entry. Returns the drain report, or None when ignored."""
+        try:
+            return self._handle_pubsub(data, trigger=trigger, delivery_id=delivery_id)
+        finally:
+            audit_log.flush()  # before the platform may freeze the instance
+
+    def _handle_pubsub(self, data: Any, *, trigger: str, delivery_id: str | None) -> DrainReport | None:
         audit = self.audit.bind(trigger=trigger, delivery_id=delivery_id)
         try:
             message = events.pubsub_message_from_cloudevent_data(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import string
 from collections.abc import Callable, Iterator
@@ -23,6 +24,13 @@ from tests.support.deliveries import KINDS
 from tests.support.server import FunctionServer, cluster_entry
 
 _startup: dict[str, float] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Anything that asks for Google credentials in this process gets a closed loopback port,
+    never the real metadata address; tests point google-auth at the fake server explicitly."""
+    for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP"):
+        os.environ.setdefault(name, "127.0.0.1:9")
 
 
 def api_client(plane: ControlPlane, identity: Identity | None) -> client.ApiClient:

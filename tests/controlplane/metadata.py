@@ -26,6 +26,9 @@ class FakeMetadataServer:
     email: str
     tokens: Sequence[str]
     expires_in: int = 3599
+    # Not Google's universe: google-auth then skips its Regional Access Boundary lookup, which
+    # would otherwise try to reach iamcredentials.googleapis.com from an authorized session.
+    universe_domain: str = "universe.test"
     id_token_minter: Callable[[str], str] | None = None
     requests: list[str] = field(default_factory=list)
 
@@ -60,7 +63,7 @@ class FakeMetadataServer:
         if path == "/computeMetadata/v1/project/project-id":
             return 200, "text/plain", self.project
         if path == "/computeMetadata/v1/universe/universe-domain":
-            return 200, "text/plain", "googleapis.com"
+            return 200, "text/plain", self.universe_domain
         if not path.startswith(SA_ROOT):
             return 404, "text/plain", "not found"
         account, _, leaf = path[len(SA_ROOT) :].partition("/")

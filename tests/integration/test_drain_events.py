@@ -374,3 +374,34 @@ def test_no_token_ever_reaches_the_audit_or_the_logs(
     for identity in control_plane.drainer_identities:
         assert identity.token not in output
     assert json.dumps(drainer.audit_for(action="service.started")[0]["settings"])  # the settings summary is logged
+
+
+def test_system_critical_pods_are_evicted_last(drainer: FunctionServer, cluster: TestCluster) -> None:
+    node = cluster.add_node()
+    cluster.bare_pod(node.name, name="dns", priorityClassName="system-cluster-critical")
+    cluster.replicaset(node.name, 4, name="web")
+    cluster.wait_running(5, node=node.name)
+    entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
+    assert send(drainer, entry).status_code == 200
+    drainer.wait_audit(action="drain.completed", event_id=event_id(entry))
+    order = [r["pod"].split("/")[1] for r in drainer.audit_for(action="pod.evicted", event_id=event_id(entry))]
+    assert len(order) == 5
+    assert order[-1] == "dns"
+    critical = drainer.audit_for(action="pod.evicted", event_id=event_id(entry))[-1]
+    assert critical["critical"] is True
+
+
+def test_pod_selected_by_two_budgets_is_reported_not_forced(drainer: FunctionServer, cluster: TestCluster) -> None:
+    node = cluster.add_node()
+    rs = cluster.replicaset(node.name, 1, name="twice")
+    cluster.wait_running(1, node=node.name)
+    app = rs.metadata.labels["app"]
+    cluster.pdb({"app": app}, max_unavailable=1, name="first")
+    cluster.pdb({"app": app}, max_unavailable=1, name="second")
+    time.sleep(1)
+    entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
+    assert send(drainer, entry).status_code == 200
+    done = drainer.wait_audit(action="drain.incomplete", event_id=event_id(entry))
+    assert done["counts"] == {"blocked": 1}
+    assert "more than one" in done["blocked"][0]["message"].lower()
+    assert len(cluster.wait_running(1, node=node.name)) == 1
