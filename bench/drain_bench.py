@@ -30,7 +30,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from tests.controlplane.cluster import NodeInfo, TestCluster, wait_until
+from tests.controlplane.clients import api_client, apply_rbac
+from tests.controlplane.cluster import NodeInfo, TestCluster, daemonset_owner, wait_until
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
@@ -38,22 +39,6 @@ from tests.support.deliveries import delivery, log_entry
 from tests.support.server import FunctionServer, cluster_entry
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def admin(plane: ControlPlane) -> client.ApiClient:
-    config = client.Configuration()
-    config.host = plane.url
-    config.ssl_ca_cert = str(plane.ca_file)
-    config.api_key = {"authorization": plane.admin.token}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    config.connection_pool_maxsize = 64
-    return client.ApiClient(config)
-
-
-def apply_rbac(api: client.ApiClient, email: str) -> None:
-    from tests.controlplane.__main__ import apply_rbac as apply
-
-    apply(api, email)
 
 
 # --------------------------------------------------------------- workload
@@ -68,13 +53,7 @@ def build_node(cluster: TestCluster, shared: Shared, *, label: str) -> tuple[Nod
     info = cluster.add_node(pool="bench")
     node = info.name
     for ds in shared.daemonsets:
-        owner = {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "name": ds.metadata.name,
-            "uid": ds.metadata.uid,
-            "controller": True,
-        }
+        owner = daemonset_owner(ds)
         cluster.bare_pod(
             node, name=f"{ds.metadata.name}-{label}", labels=dict(ds.spec.selector.match_labels), owner=owner
         )
@@ -178,7 +157,7 @@ class Env:
 @contextmanager
 def environment(deletion_delay: float, workdir: Path) -> Iterator[Env]:
     plane = ControlPlane().start()
-    api = admin(plane)
+    api = api_client(plane, plane.admin, pool_size=64)
     kubelet = KubeletStandIn(api, deletion_delay=deletion_delay, heartbeat_interval=5.0, workers=16).start()
     metadata = FakeMetadataServer(
         project=plane.project, email=plane.drainer_user, tokens=[i.token for i in plane.drainer_identities]

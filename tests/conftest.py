@@ -6,18 +6,17 @@ import contextlib
 import json
 import os
 import secrets
-import string
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
-from tests.controlplane.harness import ControlPlane, Identity
+from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.support.deliveries import KINDS
@@ -31,18 +30,6 @@ def pytest_configure(config: pytest.Config) -> None:
     never the real metadata address; tests point google-auth at the fake server explicitly."""
     for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP"):
         os.environ.setdefault(name, "127.0.0.1:9")
-
-
-def api_client(plane: ControlPlane, identity: Identity | None) -> client.ApiClient:
-    """A kubernetes ApiClient for ``identity`` (anonymous when None)."""
-    config = client.Configuration()
-    config.host = plane.url
-    config.ssl_ca_cert = str(plane.ca_file)
-    config.connection_pool_maxsize = 32
-    if identity is not None:
-        config.api_key = {"authorization": identity.token}
-        config.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(config)
 
 
 @pytest.fixture(scope="session")
@@ -106,28 +93,10 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-RBAC_MANIFEST = Path(__file__).resolve().parent.parent / "terraform" / "rbac" / "drainer-rbac.yaml"
-
-
-def rbac_documents(email: str) -> list[dict[str, Any]]:
-    """The RBAC manifest as Terraform renders it (templatefile) for ``email``."""
-    text = string.Template(RBAC_MANIFEST.read_text()).substitute(runtime_service_account_email=email)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
 @pytest.fixture(scope="session")
 def drainer_rbac(control_plane: ControlPlane, admin_api: client.ApiClient) -> list[dict[str, Any]]:
     """Apply the repository's RBAC manifest, bound to the drainer user."""
-    rbac = client.RbacAuthorizationV1Api(admin_api)
-    docs = rbac_documents(control_plane.drainer_user)
-    for doc in docs:
-        if doc["kind"] == "ClusterRole":
-            rbac.create_cluster_role(doc)
-        elif doc["kind"] == "ClusterRoleBinding":
-            rbac.create_cluster_role_binding(doc)
-        else:
-            raise AssertionError(f"unexpected kind in the RBAC manifest: {doc['kind']}")
-    return docs
+    return apply_rbac(admin_api, control_plane.drainer_user)
 
 
 @pytest.fixture(scope="session")

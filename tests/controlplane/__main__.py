@@ -13,15 +13,14 @@ import argparse
 import json
 import os
 import signal
-import string
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-import yaml
 from kubernetes import client
 
+from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
@@ -29,29 +28,9 @@ from tests.controlplane.metadata import FakeMetadataServer
 
 RUN_DIR = Path(".run")
 REPO = Path(__file__).resolve().parents[2]
-RBAC = REPO / "terraform" / "rbac" / "drainer-rbac.yaml"
 # The shared sample event is about this instance (logentry-preempted.json).
 DEMO_NODE = "gke-payments-spot-pool-3f1c2a9e-x7k2"
 DEMO_INSTANCE_ID = "7310455628112203391"
-
-
-def admin_client(plane: ControlPlane) -> client.ApiClient:
-    config = client.Configuration()
-    config.host = plane.url
-    config.ssl_ca_cert = str(plane.ca_file)
-    config.api_key = {"authorization": plane.admin.token}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(config)
-
-
-def apply_rbac(api: client.ApiClient, email: str) -> None:
-    rbac = client.RbacAuthorizationV1Api(api)
-    text = string.Template(RBAC.read_text()).substitute(runtime_service_account_email=email)
-    for doc in yaml.safe_load_all(text):
-        if doc and doc["kind"] == "ClusterRole":
-            rbac.create_cluster_role(doc)
-        elif doc and doc["kind"] == "ClusterRoleBinding":
-            rbac.create_cluster_role_binding(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plane = ControlPlane().start()
-    api = admin_client(plane)
+    api = api_client(plane, plane.admin)
     kubelet = KubeletStandIn(api, heartbeat_interval=5.0).start()
     metadata = FakeMetadataServer(
         project=plane.project, email=plane.drainer_user, tokens=[i.token for i in plane.drainer_identities]

@@ -29,6 +29,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
     return predicate()
 
 
+def daemonset_owner(ds: Any) -> dict[str, Any]:
+    """The controller reference a DaemonSet puts on its pods."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "name": ds.metadata.name,
+        "uid": ds.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     name: str
@@ -252,14 +264,7 @@ class TestCluster:
                 },
             },
         )
-        owner = {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "name": ds.metadata.name,
-            "uid": ds.metadata.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
+        owner = daemonset_owner(ds)
         return [
             self.bare_pod(node, name=f"{ds.metadata.name}-{secrets.token_hex(3)}", labels=labels, owner=owner)
             for node in nodes

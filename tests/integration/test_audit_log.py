@@ -2,52 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.support.deliveries import delivery, log_entry
+from tests.support.fakes import JsonApi
 from tests.support.server import FunctionServer
 
 
-class FakeLoggingApi:
+class FakeLoggingApi(JsonApi):
     """entries:write of the Cloud Logging v2 REST API, on loopback."""
 
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
         self.auth: list[str] = []
-        owner = self
+        super().__init__(self._route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path.split("?", 1)[0].endswith("/entries:write"):
-                    owner.auth.append(self.headers.get("Authorization", ""))
-                    for entry in body.get("entries", []):
-                        owner.entries.append({**entry, "logName": entry.get("logName") or body.get("logName")})
-                data = b"{}"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> tuple[int, Any]:
+        if method == "POST" and path.endswith("/entries:write"):
+            self.auth.append(headers.get("Authorization", ""))
+            for entry in (body or {}).get("entries", []):
+                self.entries.append({**entry, "logName": entry.get("logName") or body.get("logName")})
+            return 200, {}
+        return 404, {"error": {"code": 404, "message": "Not found"}}
 
 
 @pytest.fixture

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.support.deliveries import delivery, log_entry
+from tests.support.fakes import JsonApi
 from tests.support.server import FunctionServer, cluster_entry
 
 
@@ -68,49 +66,25 @@ def test_kubeconfig_for_local_runs(
     assert _drain_one(server, cluster)["cluster"] == "local"
 
 
-class FakeContainerApi:
+class FakeContainerApi(JsonApi):
     """projects.locations.clusters.get of the Container API, on loopback."""
 
     def __init__(self, plane: ControlPlane, valid_tokens: set[str]) -> None:
         self.calls: list[tuple[str, str]] = []
-        owner = self
-        ca = base64.b64encode(plane.ca_file.read_bytes()).decode()
-        endpoint = plane.url.removeprefix("https://")
+        self.plane = plane
+        self.valid_tokens = valid_tokens
+        super().__init__(self._route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                auth = self.headers.get("Authorization", "")
-                body: dict[str, Any]
-                owner.calls.append((self.path, auth))
-                if auth.removeprefix("Bearer ") not in valid_tokens:
-                    status, body = (
-                        401,
-                        {"error": {"code": 401, "message": "Request had invalid authentication credentials."}},
-                    )
-                elif self.path == f"/v1/projects/{plane.project}/locations/europe-west4/clusters/discovered":
-                    status, body = (
-                        200,
-                        {"name": "discovered", "endpoint": endpoint, "masterAuth": {"clusterCaCertificate": ca}},
-                    )
-                else:
-                    status, body = 404, {"error": {"code": 404, "message": "Not found"}}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> tuple[int, Any]:
+        auth = headers.get("Authorization", "")
+        self.calls.append((path, auth))
+        if auth.removeprefix("Bearer ") not in self.valid_tokens:
+            return 401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}}
+        if method == "GET" and path == f"/v1/projects/{self.plane.project}/locations/europe-west4/clusters/discovered":
+            ca = base64.b64encode(self.plane.ca_file.read_bytes()).decode()
+            endpoint = self.plane.url.removeprefix("https://")
+            return 200, {"name": "discovered", "endpoint": endpoint, "masterAuth": {"clusterCaCertificate": ca}}
+        return 404, {"error": {"code": 404, "message": "Not found"}}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from tests.conftest import api_client
+from tests.controlplane.clients import api_client
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.controlplane.harness import ControlPlane, Identity
 from tests.controlplane.kubelet import KubeletStandIn

@@ -1,0 +1,46 @@
+"""Kubernetes clients for the harness's identities, and the repository's RBAC manifest applied."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from tests.controlplane.harness import ControlPlane, Identity
+
+RBAC_MANIFEST = Path(__file__).resolve().parents[2] / "terraform" / "rbac" / "drainer-rbac.yaml"
+
+
+def api_client(plane: ControlPlane, identity: Identity | None, *, pool_size: int = 32) -> client.ApiClient:
+    """An ApiClient for ``identity`` (anonymous when None)."""
+    config = client.Configuration()
+    config.host = plane.url
+    config.ssl_ca_cert = str(plane.ca_file)
+    config.connection_pool_maxsize = pool_size
+    if identity is not None:
+        config.api_key = {"authorization": identity.token}
+        config.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(config)
+
+
+def rbac_documents(email: str) -> list[dict[str, Any]]:
+    """The RBAC manifest as Terraform renders it (templatefile) for ``email``."""
+    text = string.Template(RBAC_MANIFEST.read_text()).substitute(runtime_service_account_email=email)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def apply_rbac(api: client.ApiClient, email: str) -> list[dict[str, Any]]:
+    """Create the manifest's ClusterRole and ClusterRoleBinding, bound to ``email``."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    docs = rbac_documents(email)
+    for doc in docs:
+        if doc["kind"] == "ClusterRole":
+            rbac.create_cluster_role(doc)
+        elif doc["kind"] == "ClusterRoleBinding":
+            rbac.create_cluster_role_binding(doc)
+        else:
+            raise ValueError(f"unexpected kind in the RBAC manifest: {doc['kind']}")
+    return docs
