@@ -7,11 +7,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 from typing import Any
 
 from functions.errors import DrainerError
 from functions.events import EventKind
+from functions.policy import CleanupPolicy
 
 ENV_CLUSTERS = "DRAINER_CLUSTERS"
 ENV_DRY_RUN = "DRAINER_DRY_RUN"
@@ -21,6 +23,20 @@ ENV_AUDIT_LOG_NAME = "DRAINER_AUDIT_LOG_NAME"
 ENV_FORCE_CLEANUP = "DRAINER_FORCE_CLEANUP"
 ENV_CONTAINER_API = "DRAINER_CONTAINER_API_ENDPOINT"
 ENV_LOGGING_API = "DRAINER_LOGGING_API_ENDPOINT"
+ENV_JOB_TTL_SUCCEEDED = "DRAINER_JOB_TTL_SUCCEEDED_SECONDS"
+ENV_JOB_TTL_FAILED = "DRAINER_JOB_TTL_FAILED_SECONDS"
+ENV_ORPHAN_POD_TTL = "DRAINER_ORPHAN_POD_TTL_SECONDS"
+ENV_CLEANUP_NAMESPACES = "DRAINER_CLEANUP_NAMESPACES"
+ENV_CLEANUP_EXCLUDE_NAMESPACES = "DRAINER_CLEANUP_EXCLUDE_NAMESPACES"
+ENV_CLEANUP_CRONJOB_JOBS = "DRAINER_CLEANUP_CRONJOB_JOBS"
+ENV_CLEANUP_OTHER_PODS = "DRAINER_CLEANUP_OTHER_PODS"
+ENV_CLEANUP_BUDGET = "DRAINER_CLEANUP_BUDGET_SECONDS"
+ENV_CLEANUP_CONCURRENCY = "DRAINER_CLEANUP_CONCURRENCY"
+ENV_CLEANUP_PAGE_SIZE = "DRAINER_CLEANUP_PAGE_SIZE"
+ENV_RECOVERY_DEADLINE = "DRAINER_RECOVERY_DEADLINE_SECONDS"
+ENV_HTTP_AUDIENCE = "DRAINER_HTTP_AUDIENCE"
+ENV_ALLOWED_CALLERS = "DRAINER_ALLOWED_CALLERS"
+ENV_ID_TOKEN_CERTS_URL = "DRAINER_ID_TOKEN_CERTS_URL"
 ENV_DEADLINE_PREFIX = "DRAINER_DEADLINE_"  # + kind in upper case, e.g. DRAINER_DEADLINE_PREEMPTED
 
 # How long one event may keep working on its node. Preemption gives 30 s of notice and the node
@@ -39,6 +55,7 @@ DEFAULT_EVICTION_CONCURRENCY = 32
 DEFAULT_API_TIMEOUT = 10.0
 DEFAULT_CONTAINER_API = "https://container.googleapis.com"
 MAX_DEADLINE = 3600.0
+MAX_TTL = 90 * 86400.0
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 _RESOURCE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/clusters/(?P<name>[^/]+)$")
@@ -99,6 +116,14 @@ class Settings:
     force_cleanup: bool = True
     container_api: str = DEFAULT_CONTAINER_API
     logging_api: str | None = None  # another Logging API endpoint (tests, emulators)
+    cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
+    cleanup_budget: float = 300.0
+    cleanup_concurrency: int = 32
+    cleanup_page_size: int = 500
+    recovery_deadline: float = 60.0
+    http_audience: str | None = None  # when set, HTTP callers need a Google ID token for it
+    allowed_callers: frozenset[str] = frozenset()  # when set, only these emails may call
+    id_token_certs_url: str | None = None  # another certs endpoint for ID tokens (tests)
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -122,6 +147,18 @@ class Settings:
             "api_timeout": self.api_timeout,
             "audit_log_name": self.audit_log_name,
             "force_cleanup": self.force_cleanup,
+            "cleanup": {
+                "ttl_succeeded": self.cleanup.ttl_succeeded.total_seconds(),
+                "ttl_failed": self.cleanup.ttl_failed.total_seconds(),
+                "ttl_orphan_pods": self.cleanup.ttl_orphan_pods.total_seconds(),
+                "include_namespaces": sorted(self.cleanup.include_namespaces),
+                "exclude_namespaces": sorted(self.cleanup.exclude_namespaces),
+                "include_cronjob_jobs": self.cleanup.include_cronjob_jobs,
+                "sweep_other_pods": self.cleanup.sweep_other_pods,
+                "budget_seconds": self.cleanup_budget,
+            },
+            "http_audience": self.http_audience,
+            "allowed_callers": sorted(self.allowed_callers),
         }
 
 
@@ -148,6 +185,15 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r} is out of range; use a value from {low:g} to {high:g}")
     return value
+
+
+def _names(env: Mapping[str, str], name: str, default: frozenset[str], *, lower: bool = False) -> frozenset[str]:
+    """A comma-separated list; an empty value means an empty list (unset means the default)."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    items = [part.strip() for part in raw.split(",") if part.strip()]
+    return frozenset(item.lower() if lower else item for item in items)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
@@ -258,4 +304,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         force_cleanup=_bool(env, ENV_FORCE_CLEANUP, True),
         container_api=env.get(ENV_CONTAINER_API) or DEFAULT_CONTAINER_API,
         logging_api=env.get(ENV_LOGGING_API) or None,
+        cleanup=CleanupPolicy(
+            ttl_succeeded=timedelta(seconds=_number(env, ENV_JOB_TTL_SUCCEEDED, 3600, low=0, high=MAX_TTL)),
+            ttl_failed=timedelta(seconds=_number(env, ENV_JOB_TTL_FAILED, 86400, low=0, high=MAX_TTL)),
+            ttl_orphan_pods=timedelta(seconds=_number(env, ENV_ORPHAN_POD_TTL, 3600, low=0, high=MAX_TTL)),
+            include_namespaces=_names(env, ENV_CLEANUP_NAMESPACES, frozenset()),
+            exclude_namespaces=_names(env, ENV_CLEANUP_EXCLUDE_NAMESPACES, frozenset({"kube-system"})),
+            include_cronjob_jobs=_bool(env, ENV_CLEANUP_CRONJOB_JOBS, False),
+            sweep_other_pods=_bool(env, ENV_CLEANUP_OTHER_PODS, False),
+        ),
+        cleanup_budget=_number(env, ENV_CLEANUP_BUDGET, 300, low=1, high=MAX_DEADLINE),
+        cleanup_concurrency=_integer(env, ENV_CLEANUP_CONCURRENCY, 32, low=1, high=500),
+        cleanup_page_size=_integer(env, ENV_CLEANUP_PAGE_SIZE, 500, low=1, high=5000),
+        recovery_deadline=_number(env, ENV_RECOVERY_DEADLINE, 60, low=1, high=MAX_DEADLINE),
+        http_audience=env.get(ENV_HTTP_AUDIENCE) or None,
+        allowed_callers=_names(env, ENV_ALLOWED_CALLERS, frozenset(), lower=True),
+        id_token_certs_url=env.get(ENV_ID_TOKEN_CERTS_URL) or None,
     )

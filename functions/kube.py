@@ -29,7 +29,8 @@ from kubernetes.client.rest import RESTResponse
 
 from functions.config import DEFAULT_CONTAINER_API, AuthMode, ClusterConfig
 from functions.errors import DrainerError, PermanentError, TransientError
-from functions.model import Node, Pod
+from functions.model import Job, Node, Pod
+from functions.policy import FIELD_MANAGER
 
 GOOGLE_SCOPES = (
     "https://www.googleapis.com/auth/userinfo.email",
@@ -60,6 +61,10 @@ class NotFound(DrainerError):
     """The object does not exist."""
 
 
+class ListExpired(TransientError):
+    """410 Gone: a continue token or resourceVersion is too old; list again from the start."""
+
+
 def _message(body: bytes | str | None) -> str:
     if not body:
         return ""
@@ -76,6 +81,8 @@ def _raise_for(status: int, body: bytes | None, what: str) -> None:
         raise NotFound(f"{what}: not found")
     if status == 409:
         raise Conflict(f"{what}: conflict: {text}")
+    if status == 410:
+        raise ListExpired(f"{what}: {text}")
     if status in (401, 403):
         raise ApiForbidden(f"{what}: {status} {text}")
     if status == 429 or status >= 500:
@@ -326,13 +333,10 @@ class ClusterClient:
             patch["metadata"]["annotations"] = dict(annotations)
         if unschedulable is not None:
             patch["spec"] = {"unschedulable": unschedulable}
+        query = {**self._dry(dry_run), "fieldManager": FIELD_MANAGER}
         return Node.from_json(
             self._json(
-                "PATCH",
-                f"/api/v1/nodes/{name}",
-                body=patch,
-                content_type="application/merge-patch+json",
-                query=self._dry(dry_run),
+                "PATCH", f"/api/v1/nodes/{name}", body=patch, content_type="application/merge-patch+json", query=query
             )
         )
 
@@ -414,6 +418,29 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=f"{status} {message}")
         raise ApiRejected(f"evict {pod.key}: {status} {message}")
 
+    def list_pods(self, field_selector: str, *, limit: int, token: str | None) -> tuple[list[Pod], str]:
+        """One page of pods in all namespaces; returns (pods, continue token or "")."""
+        body = self._json(
+            "GET", "/api/v1/pods", query={"fieldSelector": field_selector, "limit": str(limit), "continue": token}
+        )
+        return [Pod.from_json(item) for item in body.get("items") or []], _continue(body)
+
+    def list_jobs(self, *, limit: int, token: str | None) -> tuple[list[Job], str]:
+        """One page of Jobs in all namespaces; returns (jobs, continue token or "")."""
+        body = self._json("GET", "/apis/batch/v1/jobs", query={"limit": str(limit), "continue": token})
+        return [Job.from_json(item) for item in body.get("items") or []], _continue(body)
+
+    def delete_job(self, job: Job, *, dry_run: bool = False) -> bool:
+        """Delete with its pods (Background propagation) and a UID precondition; False when already gone."""
+        options: dict[str, Any] = {"propagationPolicy": "Background", "preconditions": {"uid": job.uid}}
+        if dry_run:
+            options["dryRun"] = ["All"]
+        try:
+            self._json("DELETE", f"/apis/batch/v1/namespaces/{job.namespace}/jobs/{job.name}", body=options)
+        except (NotFound, Conflict):
+            return False
+        return True
+
     def delete_pod(self, pod: Pod, *, grace_seconds: int | None = None, dry_run: bool = False) -> bool:
         """Delete with a UID precondition; False when that pod is already gone."""
         options: dict[str, Any] = {"preconditions": {"uid": pod.uid}}
@@ -426,6 +453,10 @@ class ClusterClient:
         except (NotFound, Conflict):
             return False
         return True
+
+
+def _continue(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("continue") or "")
 
 
 def _blocking_pdb(body: bytes | None) -> str | None:

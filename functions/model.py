@@ -42,6 +42,7 @@ class Node:
     labels: Mapping[str, str]
     boot_id: str
     ready: ReadyCondition
+    unschedulable_manager: str | None = None  # the field manager that owns spec.unschedulable
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Node:
@@ -62,6 +63,7 @@ class Node:
                 last_transition=parse_time(ready.get("lastTransitionTime")) if ready else None,
                 reason=ready.get("reason", "") if ready else "",
             ),
+            unschedulable_manager=_field_manager(meta, "f:spec", "f:unschedulable"),
         )
 
 
@@ -69,6 +71,7 @@ class Node:
 class Owner:
     kind: str
     name: str
+    uid: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +88,7 @@ class Pod:
     local_storage: bool  # mounts an emptyDir
     priority: int
     priority_class: str
+    finished_at: datetime | None = None  # when the last container terminated (terminal pods)
 
     @property
     def key(self) -> str:
@@ -99,7 +103,7 @@ class Pod:
         meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
         controller = next(
             (
-                Owner(kind=o.get("kind", ""), name=o.get("name", ""))
+                Owner(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
                 for o in meta.get("ownerReferences") or []
                 if o.get("controller")
             ),
@@ -118,4 +122,76 @@ class Pod:
             local_storage=any("emptyDir" in v for v in spec.get("volumes") or []),
             priority=int(spec.get("priority") or 0),
             priority_class=spec.get("priorityClassName", ""),
+            finished_at=_finished_at(status),
+        )
+
+
+def _field_manager(meta: Mapping[str, Any], *path: str) -> str | None:
+    """The manager whose managedFields entry holds ``path`` (the newest when several do)."""
+    owner = None
+    for entry in meta.get("managedFields") or []:
+        fields: Any = entry.get("fieldsV1") or {}
+        for key in path:
+            fields = fields.get(key) if isinstance(fields, dict) else None
+        if fields is not None:
+            owner = entry.get("manager")
+    return owner
+
+
+def _finished_at(status: Mapping[str, Any]) -> datetime | None:
+    times = [
+        parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for c in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    ]
+    known = [t for t in times if t is not None]
+    if known:
+        return max(known)
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return parse_time(ready.get("lastTransitionTime")) if ready else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    namespace: str
+    name: str
+    uid: str
+    finished: str | None  # "Complete" or "Failed" when the Job has finished
+    finished_at: datetime | None  # lastTransitionTime of that condition
+    ttl_after_finished: int | None
+    annotations: Mapping[str, str]
+    controller: Owner | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Job:
+        meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
+        done = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            ),
+            None,
+        )
+        controller = next(
+            (
+                Owner(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
+                for o in meta.get("ownerReferences") or []
+                if o.get("controller")
+            ),
+            None,
+        )
+        ttl = spec.get("ttlSecondsAfterFinished")
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            finished=done.get("type") if done else None,
+            finished_at=parse_time(done.get("lastTransitionTime")) if done else None,
+            ttl_after_finished=int(ttl) if ttl is not None else None,
+            annotations=dict(meta.get("annotations") or {}),
+            controller=controller,
         )

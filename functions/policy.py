@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from functions.events import EventKind
-from functions.model import Node, Pod, format_time
+from functions.model import Node, Pod, format_time, parse_time
 
 COMPONENT = "gke-node-drainer"
 ANNOTATION_PREFIX = "node-drainer.io/"
@@ -22,7 +22,10 @@ CORDONED_AT = ANNOTATION_PREFIX + "cordoned-at"
 CORDON_BOOT_ID = ANNOTATION_PREFIX + "boot-id"
 WAS_UNSCHEDULABLE = ANNOTATION_PREFIX + "was-unschedulable"
 CORDON_INSTANCE_ID = ANNOTATION_PREFIX + "instance-id"
+CORDON_EVENT_TIME = ANNOTATION_PREFIX + "event-time"
+FIELD_MANAGER = COMPONENT  # the field manager of our node writes: owner of spec.unschedulable when we cordon
 OUR_NODE_ANNOTATIONS = (
+    CORDON_EVENT_TIME,
     CORDONED_BY,
     CORDON_REASON,
     CORDON_EVENT_ID,
@@ -174,6 +177,7 @@ def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[st
         CORDONED_BY: COMPONENT,
         CORDON_REASON: plan.reason,
         CORDON_EVENT_ID: plan.event_id,
+        CORDON_EVENT_TIME: format_time(plan.event_time),
     }
     if node.annotations.get(CORDONED_BY) != COMPONENT:
         update |= {
@@ -190,3 +194,80 @@ def cordon_needed(node: Node, plan: DrainPlan) -> bool:
     return not node.unschedulable or any(
         node.annotations.get(k) != v for k, v in ((CORDONED_BY, COMPONENT), (CORDON_EVENT_ID, plan.event_id))
     )
+
+
+class RecoveryAction(str, Enum):  # noqa: UP042 - plain str values in audit records
+    NONE = "none"  # not ours
+    WAIT = "wait"  # cordoned by us, node not back yet and not verified down
+    UNCORDON = "uncordon"  # back: uncordon and remove our annotations
+    RELEASE = "release"  # back, but the cordon is not ours to lift: remove our annotations only
+    FORCE_CLEANUP = "force_cleanup"  # verified down: finish the fenced force-cleanup
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryDecision:
+    action: RecoveryAction
+    reason: str
+
+
+def cordoned_by_us(node: Node) -> bool:
+    return node.annotations.get(CORDONED_BY) == COMPONENT
+
+
+def cordon_event_time(node: Node) -> datetime | None:
+    """The event behind our cordon (its time, or the cordon time for older annotations)."""
+    return parse_time(node.annotations.get(CORDON_EVENT_TIME)) or parse_time(node.annotations.get(CORDONED_AT))
+
+
+def lift_decision(node: Node) -> RecoveryDecision:
+    """Whether our cordon may be lifted, once the node is known to be back (or an operator says so)."""
+    if node.annotations.get(WAS_UNSCHEDULABLE) == "true":
+        return RecoveryDecision(
+            action=RecoveryAction.RELEASE, reason="the node was unschedulable before we cordoned it: left cordoned"
+        )
+    if not node.unschedulable:
+        return RecoveryDecision(action=RecoveryAction.RELEASE, reason="already schedulable: someone uncordoned it")
+    if node.unschedulable_manager not in (None, FIELD_MANAGER):
+        return RecoveryDecision(
+            action=RecoveryAction.RELEASE,
+            reason=f"cordoned again by {node.unschedulable_manager} after us: left cordoned",
+        )
+    return RecoveryDecision(action=RecoveryAction.UNCORDON, reason="our cordon")
+
+
+def recovery_decision(node: Node) -> RecoveryDecision:
+    """What the scheduled recovery does with a node (pure)."""
+    if not cordoned_by_us(node):
+        return RecoveryDecision(action=RecoveryAction.NONE, reason="not cordoned by us")
+    boot_then = node.annotations.get(CORDON_BOOT_ID, "")
+    back = node.ready.status == "True" and bool(node.boot_id) and node.boot_id != boot_then
+    if back:
+        lift = lift_decision(node)
+        return RecoveryDecision(action=lift.action, reason=f"back with a new boot ({node.boot_id}); {lift.reason}")
+    event_time = cordon_event_time(node)
+    if event_time is not None and verified_down(node, event_time=event_time):
+        return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason="verified down since the event")
+    if node.ready.status == "True":
+        return RecoveryDecision(action=RecoveryAction.WAIT, reason="Ready, but still the same boot: not back yet")
+    return RecoveryDecision(action=RecoveryAction.WAIT, reason=f"Ready is {node.ready.status}: not verified down yet")
+
+
+def release_annotations() -> dict[str, str | None]:
+    """A merge patch that removes all our annotations."""
+    return dict.fromkeys(OUR_NODE_ANNOTATIONS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupPolicy:
+    ttl_succeeded: timedelta = timedelta(hours=1)
+    ttl_failed: timedelta = timedelta(hours=24)
+    ttl_orphan_pods: timedelta = timedelta(hours=1)
+    include_namespaces: frozenset[str] = frozenset()  # empty: every namespace
+    exclude_namespaces: frozenset[str] = frozenset({"kube-system"})
+    include_cronjob_jobs: bool = False  # by default a CronJob's history limits govern its Jobs
+    sweep_other_pods: bool = False  # finished pods not owned by a Job (bare, or other owners)
+
+    def namespace_allowed(self, namespace: str) -> bool:
+        if namespace in self.exclude_namespaces:
+            return False
+        return not self.include_namespaces or namespace in self.include_namespaces

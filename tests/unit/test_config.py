@@ -616,6 +616,18 @@ def test_summary_has_no_secrets() -> None:
         "api_timeout": 10.0,
         "audit_log_name": "drainer",
         "force_cleanup": True,
+        "cleanup": {
+            "ttl_succeeded": 3600.0,
+            "ttl_failed": 86400.0,
+            "ttl_orphan_pods": 3600.0,
+            "include_namespaces": [],
+            "exclude_namespaces": ["kube-system"],
+            "include_cronjob_jobs": False,
+            "sweep_other_pods": False,
+            "budget_seconds": 300.0,
+        },
+        "http_audience": None,
+        "allowed_callers": [],
     }
     text = json.dumps(summary)
     assert "BEGIN CERTIFICATE" not in text

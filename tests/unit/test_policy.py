@@ -13,6 +13,7 @@ from functions.policy import (
     COMPONENT,
     CORDON_BOOT_ID,
     CORDON_EVENT_ID,
+    CORDON_EVENT_TIME,
     CORDON_INSTANCE_ID,
     CORDON_REASON,
     CORDONED_AT,
@@ -469,6 +470,7 @@ def test_first_cordon_of_schedulable_node() -> None:
         CORDONED_BY: "gke-node-drainer",
         CORDON_REASON: "preempted",
         CORDON_EVENT_ID: EVENT_ID,
+        CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
         CORDONED_AT: "2026-10-02T08:14:09Z",
         CORDON_BOOT_ID: BOOT_ID,
         WAS_UNSCHEDULABLE: "false",
@@ -484,6 +486,7 @@ def test_first_cordon_of_node_cordoned_by_someone_else() -> None:
         CORDONED_BY: "gke-node-drainer",
         CORDON_REASON: "delete",
         CORDON_EVENT_ID: OTHER_EVENT_ID,
+        CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
         CORDONED_AT: "2026-10-02T08:14:09Z",
         CORDON_BOOT_ID: BOOT_ID,
         WAS_UNSCHEDULABLE: "true",
@@ -518,6 +521,7 @@ def test_recordon_by_us_keeps_first_cordon_fields() -> None:
         CORDONED_BY: COMPONENT,
         CORDON_REASON: "preempted",
         CORDON_EVENT_ID: EVENT_ID,
+        CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
         CORDONED_AT: "2026-10-02T08:14:08Z",
         CORDON_BOOT_ID: "old-boot-id",
         WAS_UNSCHEDULABLE: "false",
@@ -530,11 +534,17 @@ def test_recordon_by_us_keeps_first_cordon_fields() -> None:
         CORDONED_BY: "gke-node-drainer",
         CORDON_REASON: "delete",
         CORDON_EVENT_ID: OTHER_EVENT_ID,
+        CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
     }
 
 
 def test_redelivery_of_same_event_writes_same_three_fields() -> None:
-    annotations = {CORDONED_BY: COMPONENT, CORDON_REASON: "preempted", CORDON_EVENT_ID: EVENT_ID}
+    annotations = {
+        CORDONED_BY: COMPONENT,
+        CORDON_REASON: "preempted",
+        CORDON_EVENT_ID: EVENT_ID,
+        CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
+    }
     node = make_node(unschedulable=True, annotations=annotations)
     assert cordon_annotations(node, make_plan(), now=NOW) == annotations
 
