@@ -1,33 +1,49 @@
 """Cloud Functions entry points: adapt the trigger, call one use case, map the outcome.
 
 - ``on_node_event``: CloudEvent (Eventarc Pub/Sub messagePublished; functions-framework also
-  converts raw Pub/Sub push bodies and legacy background events to this shape).
-
-A handled, ignored or permanently bad event returns normally (acknowledged; each is audited);
-a transient failure raises, so that Pub/Sub redelivers.
+  converts raw Pub/Sub push bodies and legacy background events to this shape). A handled,
+  ignored or permanently bad event returns normally (acknowledged; each is audited); a transient
+  failure raises, so that Pub/Sub redelivers.
+- ``on_schedule``: HTTP for Cloud Scheduler, ``{"action": "cleanup" | "recover" | "all"}``.
+- ``on_manual``: HTTP JSON API for operators, ``{"action": "drain" | "uncordon" | "cleanup" |
+  "status", "cluster": ..., "node": ..., "dry_run": ...}``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 
+import flask
 import functions_framework
 from cloudevents.http.event import CloudEvent
 
+from functions.api import Api, HttpResult
+from functions.config import ConfigError
 from functions.errors import PermanentError
 from functions.service import Service
 
 _service: Service | None = None
-_service_lock = threading.Lock()
+_api: Api | None = None
+_lock = threading.Lock()
 
 
 def service() -> Service:
-    """The instance's Service, created at the first event (never at import)."""
+    """The instance's Service, created at the first call (never at import)."""
     global _service  # noqa: PLW0603 - one per instance
-    with _service_lock:
+    with _lock:
         if _service is None:
             _service = Service.from_environment()
         return _service
+
+
+def api() -> Api:
+    global _api  # noqa: PLW0603 - one per instance
+    current = service()
+    with _lock:
+        if _api is None:
+            _api = Api(current)
+        return _api
 
 
 @functions_framework.cloud_event
@@ -36,3 +52,30 @@ def on_node_event(cloud_event: CloudEvent) -> None:
         service().handle_pubsub(cloud_event.data, trigger="pubsub", delivery_id=cloud_event.get("id"))
     except PermanentError:
         return  # bad input or nothing to do: audited, acknowledged, never retried
+
+
+def _respond(result: HttpResult) -> flask.Response:
+    return flask.Response(
+        json.dumps(result.body, default=str) + "\n",
+        status=result.status,
+        mimetype="application/json",
+        headers=dict(result.headers),
+    )
+
+
+def _http(request: flask.Request, call: str) -> flask.Response:
+    try:
+        handler = getattr(api(), call)
+    except ConfigError as exc:
+        return _respond(HttpResult(500, {"error": f"the function is misconfigured: {exc}"}))
+    return _respond(handler(method=request.method, headers=dict(request.headers), body=request.get_data()))
+
+
+@functions_framework.http
+def on_schedule(request: flask.Request) -> flask.Response:
+    return _http(request, "scheduled")
+
+
+@functions_framework.http
+def on_manual(request: flask.Request) -> flask.Response:
+    return _http(request, "manual")

@@ -313,7 +313,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             include_cronjob_jobs=_bool(env, ENV_CLEANUP_CRONJOB_JOBS, False),
             sweep_other_pods=_bool(env, ENV_CLEANUP_OTHER_PODS, False),
         ),
-        cleanup_budget=_number(env, ENV_CLEANUP_BUDGET, 300, low=1, high=MAX_DEADLINE),
+        cleanup_budget=_number(env, ENV_CLEANUP_BUDGET, 300, low=0.1, high=MAX_DEADLINE),
         cleanup_concurrency=_integer(env, ENV_CLEANUP_CONCURRENCY, 32, low=1, high=500),
         cleanup_page_size=_integer(env, ENV_CLEANUP_PAGE_SIZE, 500, low=1, high=5000),
         recovery_deadline=_number(env, ENV_RECOVERY_DEADLINE, 60, low=1, high=MAX_DEADLINE),

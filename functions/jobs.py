@@ -70,6 +70,17 @@ def decide_job(job: Job, *, policy: CleanupPolicy, now: datetime) -> Verdict:
     return _age_verdict(f"Job ({job.finished})", job.finished_at, ttl, now)
 
 
+JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+
+
+def job_of(pod: Pod) -> str | None:
+    """The UID of the Job that made the pod: its controller reference, or (once a Job was deleted
+    with propagationPolicy=Orphan and the reference removed) the label the Job controller set."""
+    if pod.controller is not None:
+        return pod.controller.uid if pod.controller.kind == "Job" else None
+    return next((pod.labels[k] for k in JOB_UID_LABELS if pod.labels.get(k)), None)
+
+
 def decide_pod(pod: Pod, *, live_jobs: Container[str], policy: CleanupPolicy, now: datetime) -> Verdict:
     """A finished pod: swept when its Job is gone (or, if configured, when no Job owns it)."""
     if pod.phase not in ("Succeeded", "Failed"):
@@ -78,10 +89,10 @@ def decide_pod(pod: Pod, *, live_jobs: Container[str], policy: CleanupPolicy, no
         return _keep("namespace", "namespace excluded")
     if _opted_out(pod.annotations):
         return _keep("opt_out", f"opt-out annotation {JOB_OPT_OUT}=true")
-    owner = pod.controller
-    if owner is not None and owner.kind == "Job":
-        if owner.uid in live_jobs:
-            return _keep("job_exists", f"its Job {owner.name} still exists")
+    job_uid = job_of(pod)
+    if job_uid:
+        if job_uid in live_jobs:
+            return _keep("job_exists", "its Job still exists")
         return _age_verdict("orphaned pod", pod.finished_at, policy.ttl_orphan_pods, now)
     if not policy.sweep_other_pods:
         return _keep("not_job_owned", "not owned by a Job")

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -297,6 +298,68 @@ class TestCluster:
             },
         }
         return self.batch.create_namespaced_job(self.namespace, body)
+
+    def finished_job(
+        self,
+        *,
+        name: str | None = None,
+        failed: bool = False,
+        annotations: dict[str, str] | None = None,
+        owner: dict[str, Any] | None = None,
+        ttl_after_finished: int | None = None,
+        pod_node: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> Any:
+        """A Job that has finished, made fast: parallelism 0 (the controller starts nothing), then its
+        status is written as the Job controller writes it; with ``pod_node``, one finished pod of it."""
+        meta = self._meta(name, "job", annotations=annotations or {})
+        if owner:
+            meta["ownerReferences"] = [owner]
+        spec: dict[str, Any] = {
+            "parallelism": 0,
+            "completions": 1,
+            "backoffLimit": 0,
+            "template": {"spec": pod_spec(restartPolicy="Never")},
+        }
+        if ttl_after_finished is not None:
+            spec["ttlSecondsAfterFinished"] = ttl_after_finished
+        job = self.batch.create_namespaced_job(
+            self.namespace, {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = (finished_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        first, last = ("FailureTarget", "Failed") if failed else ("SuccessCriteriaMet", "Complete")
+        conditions = [
+            {"type": first, "status": "True", "lastTransitionTime": when, "lastProbeTime": when, "reason": "Test"},
+            {"type": last, "status": "True", "lastTransitionTime": when, "lastProbeTime": when, "reason": "Test"},
+        ]
+        status: dict[str, Any] = {"conditions": conditions, ("failed" if failed else "succeeded"): 1}
+        if not failed:
+            status["completionTime"] = max(now, when)  # the API wants it after startTime
+        wait_until(
+            lambda: (
+                self.batch.read_namespaced_job_status(job.metadata.name, self.namespace).status.start_time is not None
+            ),
+            10,
+        )
+        job = self.batch.patch_namespaced_job_status(job.metadata.name, self.namespace, {"status": status})
+        if pod_node:
+            labels = {
+                "batch.kubernetes.io/controller-uid": job.metadata.uid,
+                "batch.kubernetes.io/job-name": job.metadata.name,
+            }
+            owner_ref = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": job.metadata.name,
+                "uid": job.metadata.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+            self.bare_pod(
+                pod_node, name=f"{job.metadata.name}-pod", labels=labels, owner=owner_ref, exit_code=1 if failed else 0
+            )
+        return job
 
     def pdb(
         self,

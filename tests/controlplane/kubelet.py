@@ -107,12 +107,19 @@ class KubeletStandIn:
             state = self._nodes.get(name)
             return bool(state and state.alive)
 
-    def kill(self, name: str) -> None:
-        """The VM is gone: stop acting for it and mark its Ready condition Unknown."""
+    def kill(self, name: str, *, mark_unknown: bool = True) -> None:
+        """The VM is gone: stop acting for it and (unless told not to, to model the node-lifecycle
+        controller's 40 s grace) mark its Ready condition Unknown."""
         with self._lock:
             state = self._nodes[name]
             state.alive = False
-            heartbeat = state.last_heartbeat
+        if mark_unknown:
+            self.mark_unknown(name)
+
+    def mark_unknown(self, name: str) -> None:
+        """What the node-lifecycle controller does once the kubelet has been silent too long."""
+        with self._lock:
+            heartbeat = self._nodes[name].last_heartbeat
         condition = {
             "type": "Ready",
             "status": "Unknown",

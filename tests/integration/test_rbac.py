@@ -88,7 +88,20 @@ DANGEROUS: list[tuple[str, Callable[[client.ApiClient, TestCluster, str], object
     ("read a secret", lambda api, c, n: client.CoreV1Api(api).read_namespaced_secret("any", c.namespace)),
     ("delete nodes", lambda api, c, n: client.CoreV1Api(api).delete_node(n)),
     ("update node status", lambda api, c, n: client.CoreV1Api(api).patch_node_status(n, {"status": {}})),
-    ("list nodes", lambda api, c, n: client.CoreV1Api(api).list_node()),
+    (
+        "create jobs",
+        lambda api, c, n: client.BatchV1Api(api).create_namespaced_job(
+            c.namespace,
+            {
+                "metadata": {"name": "evil"},
+                "spec": {
+                    "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "busybox"}]}}
+                },
+            },
+        ),
+    ),
+    ("patch jobs", lambda api, c, n: client.BatchV1Api(api).patch_namespaced_job("j", c.namespace, {"spec": {}})),
+    ("delete cronjobs", lambda api, c, n: client.BatchV1Api(api).delete_namespaced_cron_job("cj", c.namespace)),
     (
         "patch deployments",
         lambda api, c, n: client.AppsV1Api(api).patch_namespaced_deployment(
