@@ -63,7 +63,8 @@ class TokenIssuer:
             **overrides,
         }
         claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(self.signer, claims).decode()
+        token: bytes = jwt.encode(self.signer, claims)
+        return token.decode()
 
 
 @pytest.fixture(scope="module")

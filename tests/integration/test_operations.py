@@ -55,7 +55,7 @@ def manual(server_factory: Factory, namespace: str) -> FunctionServer:
 
 
 def job_names(cluster: TestCluster) -> set[str]:
-    return {j.metadata.name for j in cluster.batch.list_namespaced_job(cluster.namespace).items}
+    return {str(j.metadata.name) for j in cluster.batch.list_namespaced_job(cluster.namespace).items}
 
 
 # ----------------------------------------------------------------------------------- cleanup
