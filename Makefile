@@ -48,3 +48,4 @@ clean:
 # Benchmarks: print our figures beside the reference tool's, measured in the same run.
 bench: controlplane
 	$(PY) -m bench.drain_bench
+	$(PY) -m bench.cleanup_bench

@@ -14,9 +14,17 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An API timestamp (RFC 3339, UTC); None when absent or unreadable (e.g. a hand-edited annotation)."""
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_time(moment: datetime) -> str:

@@ -283,10 +283,16 @@ class Operations:
             node_audit = audit.bind(cluster=cluster.name, node=node.name)
             if decision.action is policy.RecoveryAction.WAIT:
                 continue
-            if decision.action is policy.RecoveryAction.FORCE_CLEANUP:
-                result = self._finish_force_cleanup(cluster, node, dry_run=dry_run, audit=node_audit)
-            else:
-                result = self._lift(cluster, node, decision, dry_run=dry_run, audit=node_audit)
+            try:
+                if decision.action is policy.RecoveryAction.FORCE_CLEANUP:
+                    result = self._finish_force_cleanup(cluster, node, dry_run=dry_run, audit=node_audit)
+                else:
+                    result = self._lift(cluster, node, decision, dry_run=dry_run, audit=node_audit)
+            except TransientError as exc:  # one node's trouble does not stop the others
+                node_audit.record(
+                    "node.recovery_failed", f"recovery of {node.name} failed: {exc}", severity="ERROR", error=str(exc)
+                )
+                result = f"failed: {exc}"
             changes.append(
                 NodeChange(
                     node=node.name, action=decision.action.value, reason=decision.reason, result=result

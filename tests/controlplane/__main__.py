@@ -1,10 +1,11 @@
-"""Run the project locally: control plane, demo GKE nodes and workload, and the function, until Ctrl-C.
+"""Run the project locally: control plane, demo GKE nodes and workload, and the functions, until Ctrl-C.
 
     python -m tests.controlplane            (what `make run` does)
 
-The function (main.py's on_node_event) is served by functions-framework on 127.0.0.1:8080, as the
-drainer user of the repository's RBAC manifest, authenticated by google-auth through the local
-fake metadata server. Post the sample event (README shows the command) and watch the node drain.
+The functions (on_node_event on 127.0.0.1:8080, on_manual on :8081, on_schedule on :8082) are served
+by functions-framework as the drainer user of the repository's RBAC manifest, authenticated by
+google-auth through the local fake metadata server. Post the sample event (README shows the
+command) and watch the node drain.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     metadata = FakeMetadataServer(
         project=plane.project, email=plane.drainer_user, tokens=[i.token for i in plane.drainer_identities]
     ).start()
-    function: subprocess.Popen[bytes] | None = None
+    functions: list[subprocess.Popen[bytes]] = []
     try:
         apply_rbac(api, plane.drainer_user)
         core = client.CoreV1Api(api)
@@ -72,27 +73,37 @@ def main(argv: list[str] | None = None) -> int:
             "DRAINER_CLUSTERS": json.dumps(clusters),
             "PYTHONUNBUFFERED": "1",
         }
-        function = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target=on_node_event",
-                "--signature-type=cloudevent",
-                "--source=main.py",
-                "--host=127.0.0.1",
-                f"--port={args.port}",
-            ],
-            cwd=REPO,
-            env=env,
+        targets = (
+            ("on_node_event", "cloudevent", args.port),
+            ("on_manual", "http", args.port + 1),
+            ("on_schedule", "http", args.port + 2),
         )
+        for target, signature, port in targets:
+            functions.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "functions_framework",
+                        f"--target={target}",
+                        f"--signature-type={signature}",
+                        "--source=main.py",
+                        "--host=127.0.0.1",
+                        f"--port={port}",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                )
+            )
         kubectl = plane.assets.path("kubectl")
         print(
             f"\ncontrol plane ready in {plane.started_seconds:.1f} s at {plane.url}\n"
-            f"  function:   http://127.0.0.1:{args.port} (on_node_event, as {plane.drainer_user})\n"
+            f"  functions:  on_node_event http://127.0.0.1:{args.port}, on_manual :{args.port + 1}, "
+            f"on_schedule :{args.port + 2} (as {plane.drainer_user})\n"
             f"  watch:      {kubectl} --kubeconfig {admin_kubeconfig} get nodes,pods -A -o wide -w\n"
             f"  demo node:  {node.name} ({node.provider_id}) with {args.pods} pods of ReplicaSet demo/web\n"
             "  send the sample preemption event:  make demo-event\n"
+            f'  operator API:  curl -s 127.0.0.1:{args.port + 1} -d \'{{"action": "status"}}\'\n'
             "Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -100,15 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.5):
-                if function.poll() is not None:
-                    print("the function server exited", file=sys.stderr)
+                if any(f.poll() is not None for f in functions):
+                    print("a function server exited", file=sys.stderr)
                     return 1
         except KeyboardInterrupt:
             pass
     finally:
-        if function is not None and function.poll() is None:
-            function.terminate()
-            function.wait(timeout=10)
+        for f in functions:
+            if f.poll() is None:
+                f.terminate()
+                f.wait(timeout=10)
         kubelet.stop()
         metadata.stop()
         plane.stop()
