@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
 import google.auth
 import google.auth.credentials
@@ -75,7 +75,7 @@ def _message(body: bytes | str | None) -> str:
     return str(decoded.get("message", "")) if isinstance(decoded, dict) else str(decoded)[:300]
 
 
-def _raise_for(status: int, body: bytes | None, what: str) -> None:
+def _raise_for(status: int, body: bytes | None, what: str) -> NoReturn:
     text = _message(body)
     if status == 404:
         raise NotFound(f"{what}: not found")
@@ -435,11 +435,7 @@ class ClusterClient:
         options: dict[str, Any] = {"propagationPolicy": "Background", "preconditions": {"uid": job.uid}}
         if dry_run:
             options["dryRun"] = ["All"]
-        try:
-            self._json("DELETE", f"/apis/batch/v1/namespaces/{job.namespace}/jobs/{job.name}", body=options)
-        except (NotFound, Conflict):
-            return False
-        return True
+        return self._delete(f"/apis/batch/v1/namespaces/{job.namespace}/jobs/{job.name}", options)
 
     def delete_pod(self, pod: Pod, *, grace_seconds: int | None = None, dry_run: bool = False) -> bool:
         """Delete with a UID precondition; False when that pod is already gone."""
@@ -448,11 +444,17 @@ class ClusterClient:
             options["gracePeriodSeconds"] = grace_seconds
         if dry_run:
             options["dryRun"] = ["All"]
-        try:
-            self._json("DELETE", f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}", body=options)
-        except (NotFound, Conflict):
+        return self._delete(f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}", options)
+
+    def _delete(self, path: str, options: Mapping[str, Any]) -> bool:
+        """A DELETE whose answer body is not needed: True when accepted, False when already gone
+        (404, or 409 for a UID precondition that no longer matches)."""
+        response = self._request("DELETE", path, body=dict(options))
+        if 200 <= response.status < 300:
+            return True
+        if response.status in (404, 409):
             return False
-        return True
+        _raise_for(response.status, response.data, f"DELETE {path}")
 
 
 def _continue(body: Mapping[str, Any]) -> str:

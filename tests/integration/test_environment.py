@@ -43,9 +43,10 @@ def test_authenticated_but_unbound_user_is_forbidden(control_plane: ControlPlane
     assert _status_of(lambda: core.list_namespaced_pod("default")) == 403
 
 
-def test_drainer_without_binding_is_forbidden(control_plane: ControlPlane) -> None:
+def test_drainer_is_forbidden_what_no_binding_grants(control_plane: ControlPlane) -> None:
+    """Whether or not the session has applied the RBAC manifest yet, secrets stay out of reach."""
     core = client.CoreV1Api(api_client(control_plane, control_plane.drainer_identities[0]))
-    assert _status_of(core.list_node) == 403
+    assert _status_of(lambda: core.list_namespaced_secret("default")) == 403
 
 
 def test_stand_in_runs_pods_and_finalizes_graceful_deletion(cluster: TestCluster) -> None:
