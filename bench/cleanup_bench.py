@@ -138,7 +138,13 @@ class Loader:
 def run_ours(plane: ControlPlane, metadata: FakeMetadataServer, namespaces: list[str], workdir: Path) -> dict[str, Any]:
     """The cleanup in a fresh process, as a function instance runs it; returns its report and peak RSS."""
     probe = (
-        "import json, resource, sys, time\n"
+        "import json, resource, sys, threading, time\n"
+        "rss = []\n"
+        "def sample():\n"
+        "    while True:\n"
+        "        rss.append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))\n"
+        "        time.sleep(1)\n"
+        "threading.Thread(target=sample, daemon=True).start()\n"
         "from datetime import UTC, datetime\n"
         "from functions.service import Operations, Service\n"
         "service = Service.from_environment()\n"
@@ -150,6 +156,7 @@ def run_ours(plane: ControlPlane, metadata: FakeMetadataServer, namespaces: list
         "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
         "report['peak_rss_mb'] = usage.ru_maxrss / 1024\n"
         "report['cpu_seconds'] = usage.ru_utime + usage.ru_stime\n"
+        "report['rss_samples_mb'] = rss[::5]\n"
         "print(json.dumps(report), file=sys.stderr)\n"
     )
     env = {
@@ -262,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS of our cleanup process: {ours['peak_rss_mb']:.0f} MB (target < 150 MB)   "
         f"[{'met' if ours['peak_rss_mb'] < 150 else 'NOT met'}]"
     )
+    print(f"  peak RSS every 5 s: {ours['rss_samples_mb']}")
     print(f"(this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     return 0
 

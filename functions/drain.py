@@ -20,7 +20,7 @@ from enum import Enum
 
 from functions import policy
 from functions.audit import Audit
-from functions.errors import DrainerError, TransientError
+from functions.errors import DrainerError, PermanentError, TransientError
 from functions.kube import ApiUnavailable, ClusterClient, Conflict, EvictionOutcome, WatchEvent
 from functions.model import Node, Pod
 from functions.policy import DrainPlan, PodAction, PodDecision
@@ -263,7 +263,18 @@ class Drain:
                     return
             if self._down.is_set() and self.plan.force_when_down:
                 return  # the force phase takes over: budgets protect running pods, not dead ones
-            result = self.kube.evict(pod, dry_run=self.dry_run)
+            try:
+                result = self.kube.evict(pod, dry_run=self.dry_run)
+            except PermanentError as exc:  # RBAC or a rejected request: retrying will not help
+                item.last_message = str(exc)
+                self._record_pod(
+                    item,
+                    "pod.eviction_failed",
+                    f"eviction of {pod.key} failed: {exc}",
+                    severity="ERROR",
+                    error=str(exc),
+                )
+                return
             if result.outcome is EvictionOutcome.EVICTED:
                 item.result = PodResult.WOULD_EVICT if self.dry_run else PodResult.EVICTED
                 self._record_pod(

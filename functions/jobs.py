@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.audit import Audit
-from functions.errors import TransientError
+from functions.errors import PermanentError, TransientError
 from functions.kube import ClusterClient, ListExpired
 from functions.model import Job, Pod
 from functions.policy import ANNOTATION_PREFIX, CleanupPolicy
@@ -253,7 +253,7 @@ class Cleanup:
     def _guarded(self, action: Callable[..., None], *args: Any) -> None:
         try:
             action(*args)
-        except TransientError as exc:
+        except (TransientError, PermanentError) as exc:  # counted and reported; the run goes on
             with self._lock:
                 self.report.errors.append(str(exc))
 
