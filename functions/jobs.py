@@ -147,9 +147,11 @@ class Cleanup:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency * 2)
         self._deleted_job_uids: set[str] = set()
+        self._progressed = False
 
     def _out_of_time(self) -> bool:
-        return self.clock() >= self._deadline
+        """Past the budget, once this run has made some progress (every run deletes something)."""
+        return self._progressed and self.clock() >= self._deadline
 
     def run(self, *, now: datetime) -> CleanupReport:
         started = self.clock()
@@ -247,6 +249,7 @@ class Cleanup:
     # --------------------------------------------------------------- helpers
     def _submit(self, pool: ThreadPoolExecutor, action: Callable[..., None], *args: Any) -> None:
         self._slots.acquire()  # bounded in-flight work: memory stays flat however many items there are
+        self._progressed = True
         future: Future[None] = pool.submit(self._guarded, action, *args)
         future.add_done_callback(lambda _: self._slots.release())
 

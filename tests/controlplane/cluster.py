@@ -326,7 +326,6 @@ class TestCluster:
         job = self.batch.create_namespaced_job(
             self.namespace, {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
         )
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         when = (finished_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         first, last = ("FailureTarget", "Failed") if failed else ("SuccessCriteriaMet", "Complete")
         conditions = [
@@ -334,14 +333,18 @@ class TestCluster:
             {"type": last, "status": "True", "lastTransitionTime": when, "lastProbeTime": when, "reason": "Test"},
         ]
         status: dict[str, Any] = {"conditions": conditions, ("failed" if failed else "succeeded"): 1}
-        if not failed:
-            status["completionTime"] = max(now, when)  # the API wants it after startTime
-        wait_until(
-            lambda: (
-                self.batch.read_namespaced_job_status(job.metadata.name, self.namespace).status.start_time is not None
-            ),
-            10,
-        )
+        started: list[datetime] = []
+
+        def has_started() -> bool:
+            start = self.batch.read_namespaced_job_status(job.metadata.name, self.namespace).status.start_time
+            if start is not None:
+                started.append(start)
+            return start is not None
+
+        if not wait_until(has_started, 30):
+            raise AssertionError(f"the Job controller never started Job {job.metadata.name}")
+        if not failed:  # the API wants completionTime at or after the startTime the controller wrote
+            status["completionTime"] = max(started[-1], finished_at or started[-1]).strftime("%Y-%m-%dT%H:%M:%SZ")
         job = self.batch.patch_namespaced_job_status(job.metadata.name, self.namespace, {"status": status})
         if pod_node:
             labels = {

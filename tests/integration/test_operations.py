@@ -184,7 +184,7 @@ def test_time_budget_ends_a_run_cleanly_and_the_next_resumes(server_factory: Fac
         "on_schedule",
         "http",
         DRAINER_CLEANUP_NAMESPACES=cluster.namespace,
-        DRAINER_CLEANUP_BUDGET_SECONDS="0.3",
+        DRAINER_CLEANUP_BUDGET_SECONDS="0.1",
         DRAINER_CLEANUP_CONCURRENCY="1",
         DRAINER_CLEANUP_PAGE_SIZE="5",
     )
