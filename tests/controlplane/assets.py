@@ -24,6 +24,7 @@ from pathlib import Path
 GO_DIR = Path(__file__).resolve().parent / "go"
 KUBE_MODULE = GO_DIR / "kube"
 ETCD_MODULE = GO_DIR / "etcd"
+PUBSUB_MODULE = GO_DIR / "pubsub"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 CACHE_ENV = "GKE_DRAINER_CACHE"
 
@@ -42,6 +43,10 @@ def kubernetes_version() -> str:
 
 def etcd_version() -> str:
     return _required_version(ETCD_MODULE, "go.etcd.io/etcd/server/v3")
+
+
+def pubsub_version() -> str:
+    return _required_version(PUBSUB_MODULE, "cloud.google.com/go/pubsub/v2")
 
 
 def cache_root() -> Path:
@@ -116,6 +121,24 @@ def ensure() -> Assets:
 
 def _dir_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+def ensure_pubsub_fake() -> Path:
+    """The loopback Pub/Sub fake (pstest), built on first use into its own cache directory."""
+    target = cache_root() / f"pubsub-fake-{pubsub_version()}" / "pubsub-fake"
+    if os.access(target, os.X_OK):
+        return target
+    if shutil.which("go") is None:
+        raise RuntimeError("the Go toolchain is needed to build the Pub/Sub fake")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+        out = Path(tmp) / "pubsub-fake"
+        env = dict(os.environ, GOFLAGS="-mod=mod -buildvcs=false", CGO_ENABLED="0")
+        subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."], cwd=PUBSUB_MODULE, env=env, check=True
+        )
+        out.rename(target)
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
