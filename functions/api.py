@@ -114,9 +114,7 @@ class Api:
             audit.record("http.failed", str(exc), severity="ERROR", status=500)
             return _error(500, str(exc))
         finally:
-            from functions import audit as audit_log
-
-            audit_log.flush()
+            self.service.finish()
         return result
 
     def _clusters(self, data: Mapping[str, Any], *, required: bool) -> list[ClusterConfig]:

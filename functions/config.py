@@ -37,6 +37,8 @@ ENV_RECOVERY_DEADLINE = "DRAINER_RECOVERY_DEADLINE_SECONDS"
 ENV_HTTP_AUDIENCE = "DRAINER_HTTP_AUDIENCE"
 ENV_ALLOWED_CALLERS = "DRAINER_ALLOWED_CALLERS"
 ENV_ID_TOKEN_CERTS_URL = "DRAINER_ID_TOKEN_CERTS_URL"
+ENV_OUTCOME_TOPIC = "DRAINER_OUTCOME_TOPIC"
+ENV_OUTCOME_TYPE_PREFIX = "DRAINER_OUTCOME_TYPE_PREFIX"
 ENV_DEADLINE_PREFIX = "DRAINER_DEADLINE_"  # + kind in upper case, e.g. DRAINER_DEADLINE_PREEMPTED
 
 # How long one event may keep working on its node. Preemption gives 30 s of notice and the node
@@ -124,6 +126,8 @@ class Settings:
     http_audience: str | None = None  # when set, HTTP callers need a Google ID token for it
     allowed_callers: frozenset[str] = frozenset()  # when set, only these emails may call
     id_token_certs_url: str | None = None  # another certs endpoint for ID tokens (tests)
+    outcome_topic: str | None = None  # projects/P/topics/T for outcome events; unset: none published
+    outcome_type_prefix: str = "io.gke-node-drainer"
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -159,6 +163,7 @@ class Settings:
             },
             "http_audience": self.http_audience,
             "allowed_callers": sorted(self.allowed_callers),
+            "outcome_topic": self.outcome_topic,
         }
 
 
@@ -185,6 +190,18 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r} is out of range; use a value from {low:g} to {high:g}")
     return value
+
+
+_TOPIC = re.compile(r"projects/[^/]+/topics/[^/]+")
+
+
+def _topic(env: Mapping[str, str]) -> str | None:
+    raw = (env.get(ENV_OUTCOME_TOPIC) or "").strip()
+    if not raw:
+        return None
+    if not _TOPIC.fullmatch(raw):
+        raise ConfigError(f"{ENV_OUTCOME_TOPIC}={raw!r} is not projects/PROJECT/topics/TOPIC")
+    return raw
 
 
 def _names(env: Mapping[str, str], name: str, default: frozenset[str], *, lower: bool = False) -> frozenset[str]:
@@ -320,4 +337,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         http_audience=env.get(ENV_HTTP_AUDIENCE) or None,
         allowed_callers=_names(env, ENV_ALLOWED_CALLERS, frozenset(), lower=True),
         id_token_certs_url=env.get(ENV_ID_TOKEN_CERTS_URL) or None,
+        outcome_topic=_topic(env),
+        outcome_type_prefix=env.get(ENV_OUTCOME_TYPE_PREFIX) or "io.gke-node-drainer",
     )

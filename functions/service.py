@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions import audit as audit_log
-from functions import config, events, policy
+from functions import config, events, outcomes, policy
 from functions.audit import Audit
 from functions.config import ClusterConfig, Settings
 from functions.drain import Drain, DrainReport, NodeGone
@@ -24,6 +24,7 @@ from functions.errors import DrainerError, MalformedEvent, PermanentError, Trans
 from functions.jobs import Cleanup
 from functions.kube import ApiForbidden, ClusterClient, Conflict
 from functions.model import Node
+from functions.outcomes import OutcomePublisher
 
 ClientFactory = Callable[[ClusterConfig], ClusterClient]
 
@@ -48,6 +49,7 @@ class Service:
         self._clients: dict[str, ClusterClient] = {}
         self._clients_lock = threading.Lock()
         self.audit = Audit({"component": policy.COMPONENT})
+        self.outcomes = OutcomePublisher(topic=settings.outcome_topic, type_prefix=settings.outcome_type_prefix)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Service:
@@ -72,7 +74,12 @@ class Service:
         try:
             return self._handle_pubsub(data, trigger=trigger, delivery_id=delivery_id)
         finally:
-            audit_log.flush()  # before the platform may freeze the instance
+            self.finish()
+
+    def finish(self) -> None:
+        """Before a handler returns (the platform may freeze the instance): outcomes, then audit."""
+        self.outcomes.flush()
+        audit_log.flush()
 
     def _handle_pubsub(self, data: Any, *, trigger: str, delivery_id: str | None) -> DrainReport | None:
         audit = self.audit.bind(trigger=trigger, delivery_id=delivery_id)
@@ -160,14 +167,23 @@ class Service:
             audit.record("event.ignored", f"ignored: {exc}", reason=str(exc))
             return None
         except (TransientError, PermanentError) as exc:
+            duration = round(time.monotonic() - started, 3)
             audit.record(
                 "drain.failed",
                 f"drain of {found.node.name} failed: {exc}",
                 severity="ERROR",
                 error=str(exc),
                 retry=isinstance(exc, TransientError),
-                duration_seconds=round(time.monotonic() - started, 3),
+                duration_seconds=duration,
             )
+            if not dry_run:
+                self.outcomes.publish(
+                    outcomes.DRAIN_FAILED,
+                    cluster=found.cluster.name,
+                    node=found.node.name,
+                    audit=audit,
+                    data={**self._context(audit, plan), "error": str(exc), "duration_seconds": duration},
+                )
             raise
         severity = "INFO" if report.outcome.value != "incomplete" else "WARNING"
         audit.record(
@@ -177,9 +193,27 @@ class Service:
             severity=severity,
             **report.summary(),
         )
+        if not dry_run:
+            kind = outcomes.DRAINED if report.outcome.value == "completed" else outcomes.DRAIN_FAILED
+            self.outcomes.publish(
+                kind,
+                cluster=found.cluster.name,
+                node=found.node.name,
+                audit=audit,
+                data={**self._context(audit, plan), **report.summary()},
+            )
         if report.transient_failures:
             raise TransientError(f"{report.transient_failures} pod(s) left because the API server failed; retrying")
         return report
+
+    @staticmethod
+    def _context(audit: Audit, plan: policy.DrainPlan) -> dict[str, Any]:
+        return {
+            "trigger": audit.fields.get("trigger"),
+            "event_id": plan.event_id,
+            "reason": plan.reason,
+            "principal": audit.fields.get("principal"),
+        }
 
     # ---------------------------------------------------------- resolution
     def resolve(self, *, project: str, zone: str, instance: str, audit: Audit) -> Resolution:
@@ -248,6 +282,14 @@ class Operations:
             + ("" if report["complete"] else "; the time budget ran out, the next run resumes"),
             **report,
         )
+        if not dry_run:
+            self.service.outcomes.publish(
+                outcomes.JOBS_CLEANED,
+                cluster=cluster.name,
+                node=None,
+                audit=audit,
+                data={"trigger": audit.fields.get("trigger"), **report},
+            )
         return report
 
     def _nodes(self, cluster: ClusterConfig) -> list[Node]:
@@ -324,6 +366,20 @@ class Operations:
             event_id=node.annotations.get(policy.CORDON_EVENT_ID),
             dry_run=dry_run,
         )
+        if uncordon and not dry_run:
+            self.service.outcomes.publish(
+                outcomes.UNCORDONED,
+                cluster=cluster.name,
+                node=node.name,
+                audit=audit,
+                data={
+                    "node": node.name,
+                    "cluster": cluster.name,
+                    "trigger": audit.fields.get("trigger"),
+                    "event_id": node.annotations.get(policy.CORDON_EVENT_ID),
+                    "reason": decision.reason,
+                },
+            )
         return verb
 
     def _finish_force_cleanup(self, cluster: ClusterConfig, node: Node, *, dry_run: bool, audit: Audit) -> str:

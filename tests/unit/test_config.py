@@ -403,6 +403,13 @@ def test_resource_name_form_validates_the_name() -> None:
     assert message == "DRAINER_CLUSTERS[0].name='Bad_Name' is not a valid cluster name"
 
 
+def test_outcome_topic_must_be_a_topic_name() -> None:
+    message = load_error({**env_with(cluster_obj()), "DRAINER_OUTCOME_TOPIC": "drainer-outcomes"})
+    assert message == "DRAINER_OUTCOME_TOPIC='drainer-outcomes' is not projects/PROJECT/topics/TOPIC"
+    settings = load({**env_with(cluster_obj()), "DRAINER_OUTCOME_TOPIC": "projects/acme-prod/topics/outcomes"})
+    assert settings.outcome_topic == "projects/acme-prod/topics/outcomes"
+
+
 def test_fractional_concurrency_is_refused() -> None:
     message = load_error({**env_with(cluster_obj()), "DRAINER_EVICTION_CONCURRENCY": "2.9"})
     assert message == "DRAINER_EVICTION_CONCURRENCY='2.9' is not a whole number"
@@ -628,6 +635,7 @@ def test_summary_has_no_secrets() -> None:
         },
         "http_audience": None,
         "allowed_callers": [],
+        "outcome_topic": None,
     }
     text = json.dumps(summary)
     assert "BEGIN CERTIFICATE" not in text
