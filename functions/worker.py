@@ -1,0 +1,137 @@
+"""Pull-worker mode: the same handler, fed by a streaming pull of the log-sink subscription.
+
+For clusters the functions cannot reach (private endpoints) or automation outside Cloud Functions:
+
+    python -m functions worker --subscription projects/P/subscriptions/S
+
+Handled and permanently bad messages are acked, transient failures nacked (Pub/Sub redelivers).
+On SIGTERM or SIGINT the worker stops pulling and lets in-flight drains finish within a grace
+period, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from functions.errors import PermanentError
+from functions.service import Service
+
+DEFAULT_GRACE_SECONDS = 150.0
+
+
+def envelope(message: Any) -> dict[str, Any]:
+    """A pulled message in the shape the CloudEvent handler takes (pure)."""
+    publish_time = getattr(message, "publish_time", None)
+    return {
+        "message": {
+            "data": base64.b64encode(bytes(message.data)).decode(),
+            "attributes": dict(message.attributes),
+            "messageId": message.message_id,
+            "publishTime": publish_time.isoformat() if publish_time is not None else None,
+        }
+    }
+
+
+class Worker:
+    def __init__(self, service: Service, *, subscription: str, max_messages: int, grace: float) -> None:
+        self.service = service
+        self.subscription = subscription
+        self.max_messages = max_messages
+        self.grace = grace
+        self._stop = threading.Event()
+
+    def handle(self, message: Any) -> None:
+        try:
+            self.service.handle_pubsub(envelope(message), trigger="worker", delivery_id=message.message_id)
+        except PermanentError:
+            message.ack()  # bad input or nothing to do: audited, never redelivered
+        except Exception:  # transient (and anything unexpected): let Pub/Sub redeliver
+            message.nack()
+        else:
+            message.ack()
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+
+        subscriber = pubsub_v1.SubscriberClient()
+        executor = ThreadPoolExecutor(max_workers=self.max_messages, thread_name_prefix="worker")
+        future = subscriber.subscribe(
+            self.subscription,
+            self.handle,
+            flow_control=pubsub_v1.types.FlowControl(max_messages=self.max_messages),
+            scheduler=ThreadScheduler(executor),
+            await_callbacks_on_shutdown=True,
+        )
+        self.service.audit.record(
+            "worker.started",
+            f"pulling {self.subscription}",
+            subscription=self.subscription,
+            max_messages=self.max_messages,
+        )
+        while not self._stop.wait(0.5):
+            if future.done():  # the stream failed for good
+                error = future.exception()
+                self.service.audit.record(
+                    "worker.failed", f"streaming pull ended: {error}", severity="ERROR", error=str(error)
+                )
+                return 1
+        self.service.audit.record(
+            "worker.stopping", "stopped pulling; waiting for in-flight work", grace_seconds=self.grace
+        )
+        future.cancel()  # no new messages; with await_callbacks_on_shutdown the result waits for callbacks
+        done = threading.Event()
+
+        def wait() -> None:
+            with contextlib.suppress(Exception):
+                future.result()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        finished = done.wait(self.grace)
+        subscriber.close()
+        self.service.audit.record(
+            "worker.stopped",
+            "in-flight work finished" if finished else "grace period over with work still running",
+            clean=finished,
+        )
+        self.service.finish()
+        return 0 if finished else 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m functions", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="pull log-sink messages and drain nodes")
+    worker.add_argument("--subscription", required=True, help="projects/PROJECT/subscriptions/NAME")
+    worker.add_argument("--max-messages", type=int, default=8, help="messages handled at once (flow control)")
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS,
+        help="how long in-flight drains may run after SIGTERM",
+    )
+    args = parser.parse_args(argv)
+    if not args.subscription.startswith("projects/") or "/subscriptions/" not in args.subscription:
+        parser.error("--subscription must be projects/PROJECT/subscriptions/NAME")
+    runner = Worker(
+        Service.from_environment(),
+        subscription=args.subscription,
+        max_messages=args.max_messages,
+        grace=args.grace_seconds,
+    )
+    signal.signal(signal.SIGTERM, runner.stop)
+    signal.signal(signal.SIGINT, runner.stop)
+    return runner.run()
