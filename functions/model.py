@@ -81,6 +81,18 @@ class Owner:
     name: str
     uid: str = ""
 
+    @classmethod
+    def controller_of(cls, meta: Mapping[str, Any]) -> Owner | None:
+        """The owner reference marked ``controller``, if any."""
+        return next(
+            (
+                cls(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
+                for o in meta.get("ownerReferences") or []
+                if o.get("controller")
+            ),
+            None,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Pod:
@@ -109,14 +121,7 @@ class Pod:
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Pod:
         meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
-        controller = next(
-            (
-                Owner(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
-                for o in meta.get("ownerReferences") or []
-                if o.get("controller")
-            ),
-            None,
-        )
+        controller = Owner.controller_of(meta)
         return cls(
             namespace=meta.get("namespace", ""),
             name=meta["name"],
@@ -184,14 +189,7 @@ class Job:
             ),
             None,
         )
-        controller = next(
-            (
-                Owner(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
-                for o in meta.get("ownerReferences") or []
-                if o.get("controller")
-            ),
-            None,
-        )
+        controller = Owner.controller_of(meta)
         ttl = spec.get("ttlSecondsAfterFinished")
         return cls(
             namespace=meta.get("namespace", ""),

@@ -19,6 +19,7 @@ from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
+from tests.controlplane.pubsub import PubsubFake
 from tests.support.deliveries import KINDS
 from tests.support.server import FunctionServer, cluster_entry
 
@@ -67,6 +68,14 @@ def metadata_server(control_plane: ControlPlane) -> Iterator[FakeMetadataServer]
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub() -> Iterator[PubsubFake]:
+    """The loopback Pub/Sub server (pstest), built on first use."""
+    fake = PubsubFake().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

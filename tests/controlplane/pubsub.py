@@ -6,18 +6,11 @@ The Python client reaches it through ``PUBSUB_EMULATOR_HOST``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import signal
 import subprocess
 from pathlib import Path
 
 from tests.controlplane import assets
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+from tests.controlplane.harness import die_with_parent
 
 
 class PubsubFake:
@@ -33,7 +26,7 @@ class PubsubFake:
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             text=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist in the child
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads exist in the child
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,13 +20,6 @@ from tests.support.deliveries import delivery, log_entry
 from tests.support.server import FunctionServer
 
 PROJECT = "acme-prod"
-
-
-@pytest.fixture(scope="module")
-def pubsub() -> Iterator[PubsubFake]:
-    fake = PubsubFake().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-
-import pytest
 
 from tests.controlplane.pubsub import PubsubFake
 
@@ -30,13 +27,6 @@ PROBE = textwrap.dedent(
     print(json.dumps(got))
     """
 )
-
-
-@pytest.fixture(scope="module")
-def pubsub() -> Iterator[PubsubFake]:
-    fake = PubsubFake().start()
-    yield fake
-    fake.stop()
 
 
 def test_python_client_publishes_and_pulls_through_the_fake(pubsub: PubsubFake) -> None:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ from tests.support.deliveries import log_entry
 from tests.support.server import REPO, cluster_entry, iter_audit
 
 PROJECT = "acme-prod"
-
-
-@pytest.fixture(scope="module")
-def pubsub() -> Iterator[PubsubFake]:
-    fake = PubsubFake().start()
-    yield fake
-    fake.stop()
 
 
 class WorkerProcess:
