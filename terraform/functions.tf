@@ -1,0 +1,204 @@
+# The deployed source is exactly main.py, the functions package and the pinned requirements.
+data "archive_file" "source" {
+  type        = "zip"
+  output_path = "${path.root}/.terraform/${var.name}-source.zip"
+
+  dynamic "source" {
+    for_each = setunion(["main.py", "requirements.txt"], fileset(local.source_root, "functions/**/*.py"))
+    content {
+      filename = source.value
+      content  = file("${local.source_root}/${source.value}")
+    }
+  }
+}
+
+resource "google_storage_bucket" "source" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.name}-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  labels                      = local.labels
+
+  # Replaced archives stay as noncurrent versions for a month: a rollback can rebuild from them.
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  dynamic "encryption" {
+    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+# Named by content: a change of the code is a new object and a new build.
+resource "google_storage_bucket_object" "source" {
+  bucket = google_storage_bucket.source.name
+  name   = "source/${data.archive_file.source.output_sha256}.zip"
+  source = data.archive_file.source.output_path
+}
+
+# Compute Engine events, from the log sink's topic through Eventarc; a raised exception (a transient
+# failure) makes Pub/Sub redeliver, a malformed event is acknowledged and audited.
+resource "google_cloudfunctions2_function" "events" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.event_function
+  description = "Cordons and drains GKE nodes on Compute Engine events."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_node_event"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.memory
+    available_cpu                    = "1"
+    timeout_seconds                  = 540
+    max_instance_count               = var.event_max_instances
+    max_instance_request_concurrency = 1
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.runtime.email
+    environment_variables            = local.common_env
+  }
+
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic          = google_pubsub_topic.events.id
+    retry_policy          = "RETRY_POLICY_RETRY"
+    service_account_email = google_service_account.eventarc.email
+  }
+
+  depends_on = [
+    google_project_iam_member.build_artifact_writer,
+    google_project_iam_member.build_log_writer,
+    google_storage_bucket_iam_member.build_source_reader,
+  ]
+}
+
+# Cloud Scheduler: {"action": "cleanup" | "recover" | "all"}, with an OIDC token of the scheduler account.
+resource "google_cloudfunctions2_function" "schedule" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.schedule_function
+  description = "Cleans finished Jobs and recovers nodes on a schedule."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_schedule"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = var.memory
+    available_cpu                  = "1"
+    timeout_seconds                = var.schedule_timeout_seconds
+    max_instance_count             = 2
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = merge(local.common_env, local.schedule_env)
+  }
+
+  depends_on = [
+    google_project_iam_member.build_artifact_writer,
+    google_project_iam_member.build_log_writer,
+    google_storage_bucket_iam_member.build_source_reader,
+  ]
+}
+
+# Operators: drain, uncordon, cleanup, status (dry_run everywhere); IAM invoker plus the caller allow-list.
+resource "google_cloudfunctions2_function" "manual" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.manual_function
+  description = "Operator API: drain, uncordon, cleanup, status."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_manual"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = var.memory
+    available_cpu                  = "1"
+    timeout_seconds                = 900
+    max_instance_count             = 5
+    ingress_settings               = var.manual_ingress_settings
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = merge(local.common_env, local.manual_env)
+  }
+
+  depends_on = [
+    google_project_iam_member.build_artifact_writer,
+    google_project_iam_member.build_log_writer,
+    google_storage_bucket_iam_member.build_source_reader,
+  ]
+}
+
+# Invokers: each function's Cloud Run service admits only its own caller. No allUsers anywhere.
+resource "google_cloud_run_service_iam_member" "events_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.events.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.eventarc.member
+}
+
+resource "google_cloud_run_service_iam_member" "schedule_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.schedule.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
+resource "google_cloud_run_service_iam_member" "manual_invokers" {
+  for_each = toset(var.manual_invokers)
+
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.manual.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
