@@ -9,13 +9,25 @@ STAMP  := $(VENV)/.installed
 export GCE_METADATA_HOST ?= 127.0.0.1:9
 export GCE_METADATA_IP ?= 127.0.0.1:9
 
-.PHONY: run test lint controlplane bench demo-event clean
+.PHONY: run test lint controlplane checkov bench demo-event clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# checkov lives in its own environment (its hcl2 fork would replace the python-hcl2 the tests use).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
 
 # Build (or reuse) the control-plane binaries; prints the cold build time when it builds.
 controlplane: $(STAMP)
@@ -34,7 +46,7 @@ demo-event:
 	  -H 'ce-time: 2026-10-02T08:14:08.731Z' --data-binary @tests/fixtures/cloudevent-pubsub-binary.json
 
 # The whole test suite: lint, types, then every test against the real control plane.
-test: controlplane lint
+test: controlplane checkov lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -43,7 +55,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks: print our figures beside the reference tool's, measured in the same run.
 bench: controlplane

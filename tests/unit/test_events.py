@@ -197,17 +197,23 @@ def test_system_events_with_empty_authentication_info_have_no_principal(
     assert event.instance == SPOT_INSTANCE
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        pytest.param("v1.compute.instances.delete", id="v1"),
-        pytest.param("beta.compute.instances.delete", id="beta"),
-        pytest.param("compute.instances.delete", id="unversioned"),
-    ],
-)
-def test_first_entry_of_a_delete_is_a_delete_event(method: str) -> None:
+FIRST_DELETE_METHODS = [
+    pytest.param("v1.compute.instances.delete", id="v1"),
+    pytest.param("beta.compute.instances.delete", id="beta"),
+    pytest.param("compute.instances.delete", id="unversioned"),
+]
+
+
+def delete_with_method(method: str) -> dict[str, Any]:
+    """The MIG delete entry with another method name."""
     entry = mig_delete_entry()
     entry["protoPayload"]["methodName"] = method
+    return entry
+
+
+@pytest.mark.parametrize("method", FIRST_DELETE_METHODS)
+def test_first_entry_of_a_delete_is_a_delete_event(method: str) -> None:
+    entry = delete_with_method(method)
 
     event = expect_event(parse_log_entry(entry))
 
@@ -272,38 +278,43 @@ def test_delete_entries_other_than_the_first_are_ignored(entry: dict[str, Any]) 
     )
 
 
-@pytest.mark.parametrize(
-    ("severity", "status", "expected_parts"),
-    [
-        pytest.param(
-            "ERROR",
-            {"code": 3, "message": "Instance is protected from deletion."},
-            ["failed", "severity ERROR", "status code 3", "Instance is protected from deletion."],
-            id="error-severity-and-code",
-        ),
-        pytest.param(
-            "NOTICE",
-            {"code": 7, "message": "Required 'compute.instances.delete' permission"},
-            ["failed", "status code 7", "Required 'compute.instances.delete' permission"],
-            id="status-code-only",
-        ),
-        pytest.param("ERROR", None, ["failed", "severity ERROR", "no status message"], id="error-severity-only"),
-        pytest.param(
-            "ERROR",
-            {"message": "The resource is not ready"},
-            ["failed", "severity ERROR", "The resource is not ready"],
-            id="error-severity-message-only",
-        ),
-        pytest.param("CRITICAL", {"code": 13}, ["failed", "severity CRITICAL", "status code 13"], id="critical"),
-    ],
-)
-def test_failed_delete_is_ignored_with_the_failure_in_the_reason(
-    severity: str, status: dict[str, Any] | None, expected_parts: list[str]
-) -> None:
+FAILED_DELETES = [
+    pytest.param(
+        "ERROR",
+        {"code": 3, "message": "Instance is protected from deletion."},
+        ["failed", "severity ERROR", "status code 3", "Instance is protected from deletion."],
+        id="error-severity-and-code",
+    ),
+    pytest.param(
+        "NOTICE",
+        {"code": 7, "message": "Required 'compute.instances.delete' permission"},
+        ["failed", "status code 7", "Required 'compute.instances.delete' permission"],
+        id="status-code-only",
+    ),
+    pytest.param("ERROR", None, ["failed", "severity ERROR", "no status message"], id="error-severity-only"),
+    pytest.param(
+        "ERROR",
+        {"message": "The resource is not ready"},
+        ["failed", "severity ERROR", "The resource is not ready"],
+        id="error-severity-message-only",
+    ),
+    pytest.param("CRITICAL", {"code": 13}, ["failed", "severity CRITICAL", "status code 13"], id="critical"),
+]
+
+
+def failed_delete(severity: str, status: dict[str, Any] | None) -> dict[str, Any]:
     entry = mig_delete_entry()
     entry["severity"] = severity
     if status is not None:
         entry["protoPayload"]["status"] = status
+    return entry
+
+
+@pytest.mark.parametrize(("severity", "status", "expected_parts"), FAILED_DELETES)
+def test_failed_delete_is_ignored_with_the_failure_in_the_reason(
+    severity: str, status: dict[str, Any] | None, expected_parts: list[str]
+) -> None:
+    entry = failed_delete(severity, status)
 
     ignored = expect_ignored(parse_log_entry(entry))
 
@@ -314,26 +325,36 @@ def test_failed_delete_is_ignored_with_the_failure_in_the_reason(
     assert ignored.insert_id == MIG_INSERT_ID
 
 
-@pytest.mark.parametrize(
-    "status",
-    [
-        pytest.param({"code": 0}, id="code-zero"),
-        pytest.param({"code": 0, "message": "OK"}, id="code-zero-with-message"),
-        pytest.param({}, id="empty-status"),
-    ],
-)
-def test_successful_status_on_a_delete_is_acted_on(status: dict[str, Any]) -> None:
+SUCCESSFUL_STATUSES = [
+    pytest.param({"code": 0}, id="code-zero"),
+    pytest.param({"code": 0, "message": "OK"}, id="code-zero-with-message"),
+    pytest.param({}, id="empty-status"),
+]
+
+
+def delete_with_status(status: dict[str, Any]) -> dict[str, Any]:
     entry = mig_delete_entry()
     entry["protoPayload"]["status"] = status
+    return entry
+
+
+@pytest.mark.parametrize("status", SUCCESSFUL_STATUSES)
+def test_successful_status_on_a_delete_is_acted_on(status: dict[str, Any]) -> None:
+    entry = delete_with_status(status)
 
     assert parse_log_entry(entry) == EXPECTED_MIG_DELETE
 
 
-@pytest.mark.parametrize(("method", "prefix", "kind"), SYSTEM_EVENTS)
-def test_system_events_are_acted_on_despite_error_severity_or_status(method: str, prefix: str, kind: EventKind) -> None:
+def system_event_with_error(method: str, prefix: str) -> dict[str, Any]:
     entry = system_event_entry(method, prefix)
     entry["severity"] = "ERROR"
     entry["protoPayload"]["status"] = {"code": 13, "message": "Instance terminated."}
+    return entry
+
+
+@pytest.mark.parametrize(("method", "prefix", "kind"), SYSTEM_EVENTS)
+def test_system_events_are_acted_on_despite_error_severity_or_status(method: str, prefix: str, kind: EventKind) -> None:
+    entry = system_event_with_error(method, prefix)
 
     event = expect_event(parse_log_entry(entry))
 
@@ -344,8 +365,12 @@ def test_system_events_are_acted_on_despite_error_severity_or_status(method: str
 # --- ignored methods ---------------------------------------------------------------------------------------------
 
 
+def live_migration_entry() -> dict[str, Any]:
+    return system_event_entry("compute.instances.migrateOnHostMaintenance", "systemevent-")
+
+
 def test_live_migration_is_ignored() -> None:
-    entry = system_event_entry("compute.instances.migrateOnHostMaintenance", "systemevent-")
+    entry = live_migration_entry()
 
     ignored = expect_ignored(parse_log_entry(entry))
 
@@ -361,21 +386,20 @@ def test_live_migration_is_ignored() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        pytest.param("v1.compute.instances.insert", id="insert"),
-        pytest.param("v1.compute.instances.stop", id="stop"),
-        pytest.param("v1.compute.instances.setMetadata", id="set-metadata"),
-        pytest.param("v1.compute.instances.reset", id="reset"),
-        pytest.param("compute.instances.preempted.extra", id="suffix-of-a-known-method"),
-        pytest.param("Compute.Instances.Preempted", id="different-case"),
-        pytest.param("v1.compute.instanceGroupManagers.resize", id="mig-resize"),
-    ],
-)
+OTHER_METHODS = [
+    pytest.param("v1.compute.instances.insert", id="insert"),
+    pytest.param("v1.compute.instances.stop", id="stop"),
+    pytest.param("v1.compute.instances.setMetadata", id="set-metadata"),
+    pytest.param("v1.compute.instances.reset", id="reset"),
+    pytest.param("compute.instances.preempted.extra", id="suffix-of-a-known-method"),
+    pytest.param("Compute.Instances.Preempted", id="different-case"),
+    pytest.param("v1.compute.instanceGroupManagers.resize", id="mig-resize"),
+]
+
+
+@pytest.mark.parametrize("method", OTHER_METHODS)
 def test_other_methods_are_ignored(method: str) -> None:
-    entry = mig_delete_entry()
-    entry["protoPayload"]["methodName"] = method
+    entry = delete_with_method(method)
 
     ignored = expect_ignored(parse_log_entry(entry))
 
@@ -389,12 +413,17 @@ def test_other_methods_are_ignored(method: str) -> None:
     )
 
 
-def test_ignored_entry_reports_what_it_can_without_requiring_node_fields() -> None:
-    entry = mig_delete_entry()
-    entry["protoPayload"]["methodName"] = "v1.compute.instances.list"
+def list_entry() -> dict[str, Any]:
+    """An entry about no single instance, without the fields only a NodeEvent needs."""
+    entry = delete_with_method("v1.compute.instances.list")
     entry["protoPayload"]["resourceName"] = "projects/481516234200/zones/europe-west4-a/instances"
     del entry["timestamp"]
     del entry["resource"]["labels"]
+    return entry
+
+
+def test_ignored_entry_reports_what_it_can_without_requiring_node_fields() -> None:
+    entry = list_entry()
 
     ignored = expect_ignored(parse_log_entry(entry))
 
@@ -868,3 +897,24 @@ def test_log_entry_from_message_returns_the_entry() -> None:
     entry = preempted_entry()
 
     assert log_entry_from_message(_message(json.dumps(entry).encode("utf-8"))) == entry
+
+
+# --- the corpus ---------------------------------------------------------------------------------------------------
+
+
+def log_entry_corpus() -> list[dict[str, Any]]:
+    """Every well-formed LogEntry shape these tests parse, built by the same helpers from the same tables
+    (test_terraform checks the log sink's filter against each of them)."""
+    entries = [preempted_entry(), mig_delete_entry(), live_migration_entry(), list_entry()]
+    for param in SYSTEM_EVENTS:
+        method, prefix, _ = param.values
+        entries += [
+            system_event_entry(method, prefix),
+            system_event_entry(method, prefix, empty_auth=True),
+            system_event_with_error(method, prefix),
+        ]
+    entries += [delete_with_method(p.values[0]) for p in FIRST_DELETE_METHODS + OTHER_METHODS]
+    entries += [failed_delete(p.values[0], p.values[1]) for p in FAILED_DELETES]
+    entries += [delete_with_status(p.values[0]) for p in SUCCESSFUL_STATUSES]
+    entries += [p.values[0] for p in _not_first_entries()]
+    return entries

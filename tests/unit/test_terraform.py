@@ -1,0 +1,544 @@
+"""The Terraform configuration, checked offline: structure, references, the contract with the code
+(entry points, environment, RBAC manifest), least privilege, the sink filter against every fixture
+LogEntry, and checkov."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from functions import config
+from functions.errors import MalformedEvent
+from functions.events import (
+    DELETE_METHODS,
+    LIVE_MIGRATION_METHOD,
+    SYSTEM_EVENT_METHODS,
+    EventKind,
+    NodeEvent,
+    log_entry_from_message,
+    parse_log_entry,
+    pubsub_message_from_cloudevent_data,
+)
+from tests.support.logfilter import compile_filter
+from tests.support.terraform import (
+    EXAMPLE,
+    MODULE,
+    MODULE_DIRS,
+    RBAC_MODULE,
+    ROOT,
+    TERRAFORM,
+    Module,
+    first,
+    load_module,
+    module_arguments,
+    parse_file,
+    references,
+    strings,
+    unwrap,
+)
+from tests.unit import test_events
+
+FIXTURES = ROOT / "tests" / "fixtures"
+RBAC_MANIFEST = TERRAFORM / "rbac" / "drainer-rbac.yaml"
+ENTRY_POINTS = {"on_node_event": "cloud_event", "on_schedule": "http", "on_manual": "http"}
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[Path, Module]:
+    return {path: load_module(path) for path in MODULE_DIRS}
+
+
+@pytest.fixture(scope="module")
+def module(modules: dict[Path, Module]) -> Module:
+    return modules[MODULE]
+
+
+def functions_of(module: Module) -> dict[str, dict[str, Any]]:
+    return module.resources_of("google_cloudfunctions2_function")
+
+
+# --- parsing and references ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(TERRAFORM.rglob("*.tf")), ids=lambda p: str(p.relative_to(TERRAFORM)))
+def test_every_tf_file_parses(path: Path) -> None:
+    parsed = parse_file(path)
+    assert parsed, f"{path} parsed to nothing"
+
+
+def test_every_module_directory_has_terraform() -> None:
+    for path in MODULE_DIRS:
+        assert list(path.glob("*.tf")), f"{path} has no .tf file"
+    assert {p.parent for p in TERRAFORM.rglob("*.tf")} == set(MODULE_DIRS)
+
+
+@pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_reference_resolves(modules: dict[Path, Module], path: Path) -> None:
+    module = modules[path]
+    known = {
+        "var": set(module.variables),
+        "local": set(module.locals),
+        "module": set(module.modules),
+        "data": {f"{t}.{n}" for t, n in module.data},
+        "resource": {f"{t}.{n}" for t, n in module.resources},
+    }
+    unresolved = sorted(
+        {
+            f"{file}: {kind}.{name}"
+            for file, text in module.expressions()
+            for kind, name in references(text)
+            if name not in known[kind]
+        }
+    )
+    assert not unresolved, f"references to nothing declared: {unresolved}"
+
+
+def test_the_reference_scanner_sees_every_kind() -> None:
+    text = "${merge(var.a, local.b, module.c.x, data.google_project.this.number, google_pubsub_topic.events.id)}"
+    assert set(references(text)) == {
+        ("var", "a"),
+        ("local", "b"),
+        ("module", "c"),
+        ("data", "google_project.this"),
+        ("resource", "google_pubsub_topic.events"),
+    }
+
+
+@pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_declared_variable_is_used(modules: dict[Path, Module], path: Path) -> None:
+    module = modules[path]
+    used = {name for _, text in module.expressions() for kind, name in references(text) if kind == "var"}
+    assert set(module.variables) - used == set()
+
+
+@pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_calls_match_the_called_module(modules: dict[Path, Module], path: Path) -> None:
+    for name, call in modules[path].modules.items():
+        source = (path / call["source"]).resolve()
+        assert source in modules, f"module {name}: source {call['source']} is not a module of this repository"
+        child = modules[source]
+        passed = module_arguments(call)
+        assert passed <= set(child.variables), f"module {name} passes undeclared {passed - set(child.variables)}"
+        required = {v for v, body in child.variables.items() if "default" not in body}
+        assert required <= passed, f"module {name} misses required {required - passed}"
+
+
+def test_variables_have_types_and_descriptions(modules: dict[Path, Module]) -> None:
+    for path, module in modules.items():
+        for name, body in module.variables.items():
+            assert body.get("type"), f"{path.name}: variable {name} has no type"
+            assert body.get("description"), f"{path.name}: variable {name} has no description"
+
+
+# --- the contract with the code --------------------------------------------------------------------------------
+
+
+def _main_entry_points() -> dict[str, str]:
+    """Top-level functions of main.py and their functions-framework decorator (cloud_event or http)."""
+    tree = ast.parse((ROOT / "main.py").read_text(encoding="utf-8"))
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if (
+                    isinstance(decorator, ast.Attribute)
+                    and isinstance(decorator.value, ast.Name)
+                    and decorator.value.id == "functions_framework"
+                ):
+                    found[node.name] = decorator.attr
+    return found
+
+
+def test_every_entry_point_exists_in_main_with_the_right_signature_type(module: Module) -> None:
+    declared = _main_entry_points()
+    assert declared == ENTRY_POINTS
+    seen = {}
+    for name, function in functions_of(module).items():
+        entry_point = first(function["build_config"])["entry_point"]
+        assert entry_point in declared, f"function {name}: entry point {entry_point} is not in main.py"
+        expected = "cloud_event" if "event_trigger" in function else "http"
+        assert declared[entry_point] == expected, f"{entry_point} is a {declared[entry_point]} function"
+        seen[entry_point] = name
+    assert set(seen) == set(ENTRY_POINTS), "every entry point is deployed"
+
+
+def _env_locals(module: Module, function: dict[str, Any]) -> list[str]:
+    expression = first(function["service_config"])["environment_variables"]
+    names = re.findall(r"local\.(\w+)", expression)
+    assert names, f"environment_variables {expression!r} names no local"
+    assert re.fullmatch(r"\$\{(?:local\.\w+|merge\((?:local\.\w+(?:, )?)+\))\}", expression), expression
+    return names
+
+
+def _env_keys(value: Any) -> tuple[set[str], set[str]]:
+    """Static keys and templated key prefixes of an environment map (a literal map or a merge expression)."""
+    if isinstance(value, dict):
+        return set(value), set()
+    text = str(value)
+    static = set(re.findall(r"(?:^|[{,(]\s*)([A-Z][A-Z0-9_]*)\s*=(?![=>])", text))
+    templated = set(re.findall(r'"([A-Z][A-Z0-9_]*)\$\{', text))
+    return static, templated
+
+
+def _config_env_names() -> set[str]:
+    return {value for name, value in vars(config).items() if name.startswith("ENV_") and isinstance(value, str)}
+
+
+def test_every_environment_variable_set_is_one_the_config_reads(module: Module) -> None:
+    readable = _config_env_names()
+    prefixes = {config.ENV_DEADLINE_PREFIX}
+    static_keys: set[str] = set()
+    for name, function in functions_of(module).items():
+        for local in _env_locals(module, function):
+            assert local.endswith("_env"), f"function {name} takes its environment from local.{local}"
+            static, templated = _env_keys(module.locals[local])
+            static_keys |= static
+            assert static <= readable, f"local.{local} sets {sorted(static - readable)}, which config.py never reads"
+            assert templated <= prefixes, f"local.{local} sets keys {templated} that config.py does not read"
+    assert config.ENV_CLUSTERS in static_keys
+    assert len(static_keys) >= 10, static_keys
+
+
+def test_drain_deadline_keys_are_the_event_kinds(module: Module) -> None:
+    variable = module.variables["drain_deadlines"]
+    kinds = set(re.findall(r'"([a-z_]+)"', variable["validation"][0]["condition"]))
+    assert kinds == {kind.value for kind in EventKind}
+
+
+def test_scheduled_function_checks_the_scheduler_token_for_its_own_url(module: Module) -> None:
+    schedule_env = module.locals["schedule_env"]
+    assert schedule_env["DRAINER_HTTP_AUDIENCE"] == "${local.schedule_url}"
+    assert schedule_env["DRAINER_ALLOWED_CALLERS"] == "${google_service_account.scheduler.email}"
+    job = module.resources_of("google_cloud_scheduler_job")["operations"]
+    target = first(job["http_target"])
+    token = first(target["oidc_token"])
+    assert token == {
+        "service_account_email": "${google_service_account.scheduler.email}",
+        "audience": "${local.schedule_url}",
+        "__is_block__": True,
+    }
+    assert target["uri"] == "${local.schedule_url}"
+    assert "jsonencode({action = each.key})" in target["body"].replace(" ", "").replace("=", " = ")
+    assert "oauth_token" not in target
+    assert module.locals["manual_env"]["DRAINER_HTTP_AUDIENCE"] == "${local.manual_url}"
+
+
+def test_schedule_keys_are_the_scheduled_actions(module: Module) -> None:
+    from functions.api import SCHEDULED_ACTIONS
+
+    condition = module.variables["schedules"]["validation"][0]["condition"]
+    assert set(re.findall(r'"(\w+)"', condition)) == set(SCHEDULED_ACTIONS)
+    assert set(module.variables["schedules"]["default"]) <= set(SCHEDULED_ACTIONS)
+
+
+def test_source_archive_holds_what_main_imports(module: Module, tmp_path: Path) -> None:
+    """Build the archive as archive_file would (same patterns) and import every module from it alone."""
+    source = module.data[("archive_file", "source")]
+    for_each = first(source["dynamic"])["source"]["for_each"]
+    literal = re.findall(r'"([^"*]+)"', for_each.split("fileset(")[0])
+    patterns = re.findall(r'fileset\(local\.source_root, "([^"]+)"\)', for_each)
+    assert literal == ["main.py", "requirements.txt"]
+    assert patterns == ["functions/**/*.py"]
+    files = set(literal) | {str(p.relative_to(ROOT)) for p in ROOT.glob(patterns[0])}
+    archive = tmp_path / "source.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name in sorted(files):
+            zipped.write(ROOT / name, name)
+    unpacked = tmp_path / "source"
+    shutil.unpack_archive(archive, unpacked)
+    modules = sorted(
+        "functions." + p.stem if p.stem != "__init__" else "functions"
+        for p in (unpacked / "functions").glob("*.py")
+        if p.stem != "__main__"  # the command-line entry runs on import
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import main, {', '.join(modules)}; print(main.__file__)"],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve() == (unpacked / "main.py").resolve()
+    assert (unpacked / "requirements.txt").read_text() == (ROOT / "requirements.txt").read_text()
+
+
+# --- RBAC: the same manifest -----------------------------------------------------------------------------------
+
+
+def test_rbac_module_applies_the_tested_manifest(modules: dict[Path, Module]) -> None:
+    rbac = modules[RBAC_MODULE]
+    manifest = rbac.locals["manifest"]
+    path = re.search(r'"\$\{path\.module\}/([^"]+)"', manifest)
+    assert path is not None, manifest
+    assert (RBAC_MODULE / path[1]).resolve() == RBAC_MANIFEST
+    passed = set(re.findall(r"(\w+) = var\.", manifest))
+    placeholders = set(re.findall(r"\$\{(\w+)\}", RBAC_MANIFEST.read_text()))
+    assert passed == placeholders == {"runtime_service_account_email"}
+    call = modules[MODULE].modules["rbac"]
+    assert call["runtime_service_account_email"] == "${google_service_account.runtime.email}"
+
+
+def test_rbac_module_maps_every_field_the_manifest_uses(modules: dict[Path, Module]) -> None:
+    documents = list(yaml.safe_load_all(RBAC_MANIFEST.read_text()))
+    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    binding = next(d for d in documents if d["kind"] == "ClusterRoleBinding")
+    rbac = modules[RBAC_MODULE]
+    role_resource = rbac.resources[("kubernetes_cluster_role_v1", "drainer")]
+    binding_resource = rbac.resources[("kubernetes_cluster_role_binding_v1", "drainer")]
+    rule_mapping = " ".join(strings(first(role_resource["dynamic"])["rule"]["content"]))
+    subject_mapping = " ".join(strings(first(binding_resource["dynamic"])["subject"]["content"]))
+    for rule in role["rules"]:
+        for key in rule:
+            assert f"rule.value.{key}" in rule_mapping or f'"{key}"' in rule_mapping, f"rule key {key} is not applied"
+    for subject in binding["subjects"]:
+        for key in subject:
+            assert f"subject.value.{key}" in subject_mapping, f"subject key {key} is not applied"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert set(binding["metadata"]) == set(role["metadata"]) == {"name", "labels"}
+
+
+# --- least privilege -------------------------------------------------------------------------------------------
+
+
+def test_no_public_principal_is_granted_anything(module: Module) -> None:
+    for (kind, name), body in module.resources.items():
+        for key in ("member", "members"):
+            if key in body:
+                text = json.dumps(body[key])
+                assert "allUsers" not in text, f"{kind}.{name}"
+                assert "allAuthenticatedUsers" not in text, f"{kind}.{name}"
+    conditions = " ".join(v["condition"] for v in module.variables["manual_invokers"]["validation"])
+    assert '"allUsers"' in conditions
+    assert '"allAuthenticatedUsers"' in conditions
+
+
+def test_runtime_account_holds_only_its_three_grants(module: Module) -> None:
+    runtime = "${google_service_account.runtime.member}"
+    grants = sorted(
+        (kind, body.get("role"))
+        for (kind, _), body in module.resources.items()
+        if kind.endswith("_iam_member") and body.get("member") == runtime
+    )
+    assert grants == [
+        ("google_project_iam_member", "${google_project_iam_custom_role.cluster_reader[each.value].id}"),
+        ("google_project_iam_member", "roles/logging.logWriter"),
+        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher"),
+    ]
+    role = module.resources[("google_project_iam_custom_role", "cluster_reader")]
+    assert role["permissions"] == ["container.clusters.get"]
+    publisher = next(
+        body
+        for (kind, _), body in module.resources.items()
+        if kind == "google_pubsub_topic_iam_member" and body.get("member") == runtime
+    )
+    assert publisher["topic"] == "${google_pubsub_topic.outcomes.name}"
+
+
+def test_every_invoker_binding_is_on_one_function_for_its_own_caller(module: Module) -> None:
+    bindings = module.resources_of("google_cloud_run_service_iam_member")
+    assert {b["role"] for b in bindings.values()} == {"roles/run.invoker"}
+    targets = {name: (b["service"], b["member"]) for name, b in bindings.items()}
+    assert targets == {
+        "events_invoker": (
+            "${google_cloudfunctions2_function.events.service_config[0].service}",
+            "${google_service_account.eventarc.member}",
+        ),
+        "schedule_invoker": (
+            "${google_cloudfunctions2_function.schedule.service_config[0].service}",
+            "${google_service_account.scheduler.member}",
+        ),
+        "manual_invokers": ("${google_cloudfunctions2_function.manual.service_config[0].service}", "${each.value}"),
+    }
+
+
+def test_functions_are_internal_where_possible_and_retry_events(module: Module) -> None:
+    functions = functions_of(module)
+    assert first(functions["events"]["service_config"])["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert first(functions["schedule"]["service_config"])["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert first(functions["manual"]["service_config"])["ingress_settings"] == "${var.manual_ingress_settings}"
+    assert module.variables["manual_ingress_settings"]["default"] == "ALLOW_INTERNAL_ONLY"
+    trigger = first(functions["events"]["event_trigger"])
+    assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
+    assert trigger["pubsub_topic"] == "${google_pubsub_topic.events.id}"
+    assert trigger["event_type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    for function in functions.values():
+        assert first(function["service_config"])["service_account_email"] == "${google_service_account.runtime.email}"
+        assert first(function["build_config"])["service_account"] == "${google_service_account.build.id}"
+
+
+def test_drain_deadlines_fit_in_the_event_function_timeout(module: Module) -> None:
+    timeout = first(functions_of(module)["events"]["service_config"])["timeout_seconds"]
+    condition = module.variables["drain_deadlines"]["validation"][1]["condition"]
+    limit = int(re.search(r"seconds <= (\d+)", condition)[1])  # type: ignore[index]
+    assert limit < timeout
+    assert max(config.DEFAULT_DEADLINES.values()) < timeout
+
+
+def test_sink_has_its_own_writer_identity_and_publishes_to_the_event_topic(module: Module) -> None:
+    sink = module.resources[("google_logging_project_sink", "node_events")]
+    assert sink["unique_writer_identity"] is True
+    assert sink["filter"] == "${local.sink_filter}"
+    assert sink["destination"] == "pubsub.googleapis.com/${google_pubsub_topic.events.id}"
+    binding = module.resources[("google_pubsub_topic_iam_member", "sink_publisher")]
+    assert binding["member"] == "${google_logging_project_sink.node_events[each.value].writer_identity}"
+    assert binding["role"] == "roles/pubsub.publisher"
+    assert binding["topic"] == "${google_pubsub_topic.events.name}"
+
+
+# --- the sink filter against every fixture LogEntry ------------------------------------------------------------
+
+
+def rendered_sink_filter(module: Module, **overrides: str) -> str:
+    call = unwrap(module.locals["sink_filter"])
+    match = re.fullmatch(r'templatefile\("\$\{path\.module\}/([^"]+)", \{(.*)\}\)', call)
+    assert match is not None, call
+    template = (MODULE / match[1]).read_text(encoding="utf-8")
+    values = {}
+    for name, variable in re.findall(r"(\w+) = var\.(\w+)", match[2]):
+        values[name] = overrides.get(name, module.variables[variable]["default"])
+    rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], template)
+    assert "${" not in rendered, "the template has a placeholder nobody fills"
+    assert "%{" not in rendered, "template directives are not expected in a filter"
+    return rendered
+
+
+def fixture_log_entries() -> dict[str, dict[str, Any]]:
+    """Every LogEntry the tests use: the JSON fixtures, the entries inside the delivery fixtures and every
+    shape test_events builds."""
+    found: list[dict[str, Any]] = []
+    for path in sorted(FIXTURES.glob("logentry-*.json")):
+        found.append(json.loads(path.read_text(encoding="utf-8")))
+    for name in ("cloudevent-pubsub-binary.json", "background-event-legacy.json"):
+        message = pubsub_message_from_cloudevent_data(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
+        found.append(log_entry_from_message(message))
+    found.extend(test_events.log_entry_corpus())
+    unique = {json.dumps(entry, sort_keys=True): entry for entry in found}
+    return {f"{i:03d}-{_method(entry)}": entry for i, entry in enumerate(unique.values())}
+
+
+def _method(entry: dict[str, Any]) -> str:
+    payload = entry.get("protoPayload")
+    return str(payload.get("methodName")) if isinstance(payload, dict) else "no-payload"
+
+
+def acted_on(entry: dict[str, Any]) -> bool | None:
+    """True when the parser acts on ``entry``; None when it is malformed (not something Logging emits)."""
+    try:
+        return isinstance(parse_log_entry(entry), NodeEvent)
+    except MalformedEvent:
+        return None
+
+
+# Malformed entries (no insertId, no timestamp, an unparseable resourceName...) are left out: Cloud Logging
+# never writes them, and the function acknowledges and audits them if anything else publishes one.
+CORPUS = {name: entry for name, entry in fixture_log_entries().items() if acted_on(entry) is not None}
+
+
+def test_the_corpus_covers_acted_on_and_ignored_entries() -> None:
+    outcomes = [acted_on(entry) for entry in CORPUS.values()]
+    assert outcomes.count(True) >= 14, "every system event and delete shape"
+    assert outcomes.count(False) >= 10, "ignored deletes, failed deletes, live migration, other methods"
+
+
+@pytest.mark.parametrize("entry", list(CORPUS.values()), ids=list(CORPUS))
+def test_sink_filter_selects_exactly_what_the_parser_acts_on(module: Module, entry: dict[str, Any]) -> None:
+    sink = compile_filter(rendered_sink_filter(module))
+    assert sink.matches(entry) is acted_on(entry)
+
+
+@pytest.mark.parametrize(
+    ("instance", "selected"),
+    [
+        ("gke-payments-default-pool-81d0c4f2-q9zt", True),
+        ("gke-a-spot-pool-0123abcd-x1y2", True),
+        ("gk3-autopilot-cluster-pool-2-7f3a9c1b-k8mz", True),
+        ("web-frontend-1", False),
+        ("my-gke-node", False),
+        ("gke", False),
+        ("xgke-payments-pool-1", False),
+        ("GKE-payments-default-pool-81d0c4f2-q9zt", False),
+    ],
+)
+def test_sink_filter_is_scoped_to_gke_node_instance_names(module: Module, instance: str, selected: bool) -> None:
+    entry = test_events.preempted_entry()
+    project, zone = entry["resource"]["labels"]["project_id"], entry["resource"]["labels"]["zone"]
+    entry["protoPayload"]["resourceName"] = f"projects/{project}/zones/{zone}/instances/{instance}"
+    assert acted_on(entry) is True, "the parser acts on any instance; the sink narrows to nodes"
+    assert compile_filter(rendered_sink_filter(module)).matches(entry) is selected
+
+
+def test_sink_filter_excludes_other_resource_types(module: Module) -> None:
+    entry = test_events.preempted_entry()
+    entry["resource"]["type"] = "gce_instance_group_manager"
+    assert compile_filter(rendered_sink_filter(module)).matches(entry) is False
+
+
+def test_a_custom_node_name_pattern_reaches_the_filter(module: Module) -> None:
+    entry = test_events.preempted_entry()
+    assert compile_filter(rendered_sink_filter(module, node_name_regex="gke-payments-.+")).matches(entry)
+    assert not compile_filter(rendered_sink_filter(module, node_name_regex="gke-other-.+")).matches(entry)
+
+
+# --- checkov -----------------------------------------------------------------------------------------------------
+
+
+def checkov_binary() -> Path:
+    path = Path(os.environ.get("CHECKOV_BIN") or ROOT / ".venv-checkov" / "bin" / "checkov")
+    assert path.exists(), f"checkov is not installed at {path}: run `make checkov` (make test does it)"
+    return path
+
+
+def test_checkov_passes_with_zero_failed_checks_and_justified_skips(tmp_path: Path) -> None:
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(checkov_binary()), "-d", str(TERRAFORM), "--framework", "terraform", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+        for c in report["results"]["failed_checks"]
+    ]
+    assert failed == [], failed
+    assert summary["failed"] == 0
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] >= 30, summary
+    for skipped in report["results"]["skipped_checks"]:
+        reason = (skipped["check_result"].get("suppress_comment") or "").strip()
+        assert len(reason) >= 40, f"{skipped['check_id']} on {skipped['resource']} is skipped without a justification"
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_example_passes_the_module_what_the_readme_documents() -> None:
+    example = load_module(EXAMPLE)
+    call = example.modules["drainer"]
+    assert call["source"] == "../.."
+    assert {"project_id", "region", "clusters", "schedules", "allowed_callers", "outcome_topic_name"} <= set(call)
+    assert (EXAMPLE / "terraform.tfvars.example").exists()
+
+
+@pytest.mark.parametrize("method", sorted(set(SYSTEM_EVENT_METHODS) | DELETE_METHODS | {LIVE_MIGRATION_METHOD}))
+def test_sink_filter_knows_every_method_of_the_parser(module: Module, method: str) -> None:
+    entry = test_events.delete_with_method(method)
+    assert compile_filter(rendered_sink_filter(module)).matches(entry) is acted_on(entry)
+    assert acted_on(entry) is (method != LIVE_MIGRATION_METHOD)
