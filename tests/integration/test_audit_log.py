@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.support.deliveries import delivery, log_entry
-from tests.support.fakes import JsonApi
+from tests.support.fakes import FakeLoggingApi
 from tests.support.server import FunctionServer
-
-
-class FakeLoggingApi(JsonApi):
-    """entries:write of the Cloud Logging v2 REST API, on loopback."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self.auth: list[str] = []
-        super().__init__(self._route)
-
-    def _route(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> tuple[int, Any]:
-        if method == "POST" and path.endswith("/entries:write"):
-            self.auth.append(headers.get("Authorization", ""))
-            for entry in (body or {}).get("entries", []):
-                self.entries.append({**entry, "logName": entry.get("logName") or body.get("logName")})
-            return 200, {}
-        return 404, {"error": {"code": 404, "message": "Not found"}}
 
 
 @pytest.fixture

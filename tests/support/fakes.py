@@ -41,3 +41,20 @@ class JsonApi:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeLoggingApi(JsonApi):
+    """entries:write of the Cloud Logging v2 REST API, on loopback."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.auth: list[str] = []
+        super().__init__(self._route)
+
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> tuple[int, Any]:
+        if method == "POST" and path.endswith("/entries:write"):
+            self.auth.append(headers.get("Authorization", ""))
+            for entry in (body or {}).get("entries", []):
+                self.entries.append({**entry, "logName": entry.get("logName") or body.get("logName")})
+            return 200, {}
+        return 404, {"error": {"code": 404, "message": "Not found"}}

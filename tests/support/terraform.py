@@ -121,3 +121,36 @@ def first(blocks: Any) -> dict[str, Any]:
 def unwrap(expression: str) -> str:
     """The inside of a whole-string interpolation "${...}"."""
     return expression[2:-1] if expression.startswith("${") and expression.endswith("}") else expression
+
+
+_INTERPOLATION = re.compile(r"\$\{([^${}]+)\}")
+
+
+def render(text: str, module: Module, *, variables: Mapping[str, str], bindings: Mapping[str, str]) -> str:
+    """Substitute ``${var.X}``, ``${local.X}`` (string locals, recursively) and the given ``bindings``
+    (e.g. ``each.value.filter``) in ``text``; anything else left is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        expression = match[1].strip()
+        if expression in bindings:
+            return bindings[expression]
+        kind, _, name = expression.partition(".")
+        if kind == "var":
+            if name in variables:
+                return variables[name]
+            default = module.variables[name].get("default")
+            assert isinstance(default, str), f"var.{name} has no string default; pass it"
+            return default
+        if kind == "local":
+            local = module.locals[name]
+            assert isinstance(local, str), f"local.{name} is not a string"
+            return local
+        raise AssertionError(f"cannot render ${{{expression}}}")
+
+    for _ in range(10):
+        rendered = _INTERPOLATION.sub(value, text)
+        if rendered == text:
+            break
+        text = rendered
+    assert "${" not in text, f"unrendered interpolation left in {text!r}"
+    return text
