@@ -21,6 +21,7 @@ from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.controlplane.pubsub import PubsubFake
 from tests.support.deliveries import KINDS
+from tests.support.fakes import FakeLoggingApi
 from tests.support.server import FunctionServer, cluster_entry
 
 _startup: dict[str, float] = {}
@@ -68,6 +69,14 @@ def metadata_server(control_plane: ControlPlane) -> Iterator[FakeMetadataServer]
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def logging_api() -> Iterator[FakeLoggingApi]:
+    """A loopback Logging API (entries:write) that keeps what the functions write to the audit log."""
+    fake = FakeLoggingApi()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session")

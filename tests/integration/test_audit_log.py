@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.support.deliveries import delivery, log_entry
 from tests.support.fakes import FakeLoggingApi
 from tests.support.server import FunctionServer
-
-
-@pytest.fixture
-def logging_api() -> Iterator[FakeLoggingApi]:
-    fake = FakeLoggingApi()
-    yield fake
-    fake.stop()
 
 
 def test_audit_records_reach_the_dedicated_log(

@@ -30,7 +30,7 @@ from functions.events import (
     parse_log_entry,
     pubsub_message_from_cloudevent_data,
 )
-from tests.support.logfilter import compile_filter
+from tests.support.logfilter import LogFilter, compile_filter
 from tests.support.terraform import (
     EXAMPLE,
     MODULE,
@@ -390,10 +390,10 @@ def test_drain_deadlines_fit_in_the_event_function_timeout(module: Module) -> No
 
 
 def test_sink_has_its_own_writer_identity_and_publishes_to_the_event_topic(module: Module) -> None:
-    sink = module.resources[("google_logging_project_sink", "node_events")]
-    assert sink["unique_writer_identity"] is True
-    assert sink["filter"] == "${local.sink_filter}"
-    assert sink["destination"] == "pubsub.googleapis.com/${google_pubsub_topic.events.id}"
+    project_sink = module.resources[("google_logging_project_sink", "node_events")]
+    assert project_sink["unique_writer_identity"] is True
+    assert project_sink["filter"] == "${local.sink_filter}"
+    assert project_sink["destination"] == "pubsub.googleapis.com/${google_pubsub_topic.events.id}"
     binding = module.resources[("google_pubsub_topic_iam_member", "sink_publisher")]
     assert binding["member"] == "${google_logging_project_sink.node_events[each.value].writer_identity}"
     assert binding["role"] == "roles/pubsub.publisher"
@@ -431,6 +431,12 @@ def fixture_log_entries() -> dict[str, dict[str, Any]]:
     return {f"{i:03d}-{_method(entry)}": entry for i, entry in enumerate(unique.values())}
 
 
+@pytest.fixture(scope="module")
+def sink(module: Module) -> LogFilter:
+    """The sink filter as Terraform renders it with the default variables, compiled once."""
+    return compile_filter(rendered_sink_filter(module))
+
+
 def _method(entry: dict[str, Any]) -> str:
     payload = entry.get("protoPayload")
     return str(payload.get("methodName")) if isinstance(payload, dict) else "no-payload"
@@ -456,8 +462,7 @@ def test_the_corpus_covers_acted_on_and_ignored_entries() -> None:
 
 
 @pytest.mark.parametrize("entry", list(CORPUS.values()), ids=list(CORPUS))
-def test_sink_filter_selects_exactly_what_the_parser_acts_on(module: Module, entry: dict[str, Any]) -> None:
-    sink = compile_filter(rendered_sink_filter(module))
+def test_sink_filter_selects_exactly_what_the_parser_acts_on(sink: LogFilter, entry: dict[str, Any]) -> None:
     assert sink.matches(entry) is acted_on(entry)
 
 
@@ -474,18 +479,18 @@ def test_sink_filter_selects_exactly_what_the_parser_acts_on(module: Module, ent
         ("GKE-payments-default-pool-81d0c4f2-q9zt", False),
     ],
 )
-def test_sink_filter_is_scoped_to_gke_node_instance_names(module: Module, instance: str, selected: bool) -> None:
+def test_sink_filter_is_scoped_to_gke_node_instance_names(sink: LogFilter, instance: str, selected: bool) -> None:
     entry = test_events.preempted_entry()
     project, zone = entry["resource"]["labels"]["project_id"], entry["resource"]["labels"]["zone"]
     entry["protoPayload"]["resourceName"] = f"projects/{project}/zones/{zone}/instances/{instance}"
     assert acted_on(entry) is True, "the parser acts on any instance; the sink narrows to nodes"
-    assert compile_filter(rendered_sink_filter(module)).matches(entry) is selected
+    assert sink.matches(entry) is selected
 
 
-def test_sink_filter_excludes_other_resource_types(module: Module) -> None:
+def test_sink_filter_excludes_other_resource_types(sink: LogFilter) -> None:
     entry = test_events.preempted_entry()
     entry["resource"]["type"] = "gce_instance_group_manager"
-    assert compile_filter(rendered_sink_filter(module)).matches(entry) is False
+    assert sink.matches(entry) is False
 
 
 def test_a_custom_node_name_pattern_reaches_the_filter(module: Module) -> None:
@@ -538,7 +543,7 @@ def test_example_passes_the_module_what_the_readme_documents() -> None:
 
 
 @pytest.mark.parametrize("method", sorted(set(SYSTEM_EVENT_METHODS) | DELETE_METHODS | {LIVE_MIGRATION_METHOD}))
-def test_sink_filter_knows_every_method_of_the_parser(module: Module, method: str) -> None:
+def test_sink_filter_knows_every_method_of_the_parser(sink: LogFilter, method: str) -> None:
     entry = test_events.delete_with_method(method)
-    assert compile_filter(rendered_sink_filter(module)).matches(entry) is acted_on(entry)
+    assert sink.matches(entry) is acted_on(entry)
     assert acted_on(entry) is (method != LIVE_MIGRATION_METHOD)
