@@ -26,6 +26,7 @@ from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
+from tests.support.server import cluster_entry, framework_command
 
 RUN_DIR = Path(".run")
 REPO = Path(__file__).resolve().parents[2]
@@ -58,15 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.statefulset(2, node_selector={"cloud.google.com/gke-nodepool": "spot-pool"}, name="db")
         RUN_DIR.mkdir(exist_ok=True)
         admin_kubeconfig = plane.write_kubeconfig(plane.admin, RUN_DIR / "kubeconfig").resolve()
-        clusters = [
-            {
-                "name": "payments",
-                "project": plane.project,
-                "location": "europe-west4",
-                "endpoint": plane.url,
-                "ca_file": str(plane.ca_file),
-            }
-        ]
+        clusters = [cluster_entry(plane, name="payments", location="europe-west4")]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DRAINER_", "GOOGLE_"))},
             **metadata.environ(),
@@ -79,22 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             ("on_schedule", "http", args.port + 2),
         )
         for target, signature, port in targets:
-            functions.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "functions_framework",
-                        f"--target={target}",
-                        f"--signature-type={signature}",
-                        "--source=main.py",
-                        "--host=127.0.0.1",
-                        f"--port={port}",
-                    ],
-                    cwd=REPO,
-                    env=env,
-                )
-            )
+            functions.append(subprocess.Popen(framework_command(target, signature, port), cwd=REPO, env=env))
         kubectl = plane.assets.path("kubectl")
         print(
             f"\ncontrol plane ready in {plane.started_seconds:.1f} s at {plane.url}\n"

@@ -34,6 +34,20 @@ def cluster_entry(
     }
 
 
+def framework_command(target: str, signature: str, port: int) -> list[str]:
+    """functions-framework serving ``target`` of main.py on a loopback port."""
+    return [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={target}",
+        f"--signature-type={signature}",
+        "--source=main.py",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+
+
 class FunctionServer:
     """functions-framework serving one target of main.py on a loopback port."""
 
@@ -46,16 +60,7 @@ class FunctionServer:
         child_env.update({"PYTHONUNBUFFERED": "1", **env})
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                f"--target={target}",
-                f"--signature-type={signature}",
-                "--source=main.py",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-            ],
+            framework_command(target, signature, self.port),
             cwd=REPO,
             env=child_env,
             stdout=self._log,
