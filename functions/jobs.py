@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,6 +99,14 @@ def decide_pod(pod: Pod, *, live_jobs: Container[str], policy: CleanupPolicy, no
     return _age_verdict("finished pod", pod.finished_at, policy.ttl_orphan_pods, now)
 
 
+def list_scopes(policy: CleanupPolicy) -> Sequence[str | None]:
+    """What to list: the included namespaces, excluded ones left out (sorted, so runs are
+    repeatable), or None for one cluster-wide list."""
+    if not policy.include_namespaces:
+        return [None]
+    return sorted(n for n in policy.include_namespaces if policy.namespace_allowed(n))
+
+
 @dataclass
 class CleanupReport:
     cluster: str
@@ -169,7 +177,7 @@ class Cleanup:
     # ------------------------------------------------------------------ jobs
     def _sweep_jobs(self, pool: ThreadPoolExecutor, now: datetime) -> set[str]:
         live: set[str] = set()
-        for page in self._pages(self.kube.list_jobs):
+        for page in self._scoped_pages(self.kube.list_jobs):
             for job in page:
                 self.report.jobs_seen += 1
                 verdict = decide_job(job, policy=self.policy, now=now)
@@ -216,7 +224,11 @@ class Cleanup:
     def _sweep_pods(self, pool: ThreadPoolExecutor, live_jobs: set[str], now: datetime) -> None:
         for phase in ("Succeeded", "Failed"):
             selector = f"status.phase={phase}"
-            for page in self._pages(lambda limit, token, s=selector: self.kube.list_pods(s, limit=limit, token=token)):
+            for page in self._scoped_pages(
+                lambda limit, token, namespace, s=selector: self.kube.list_pods(
+                    s, limit=limit, token=token, namespace=namespace
+                )
+            ):
                 for pod in page:
                     self.report.pods_seen += 1
                     if pod.controller is not None and pod.controller.uid in self._deleted_job_uids:
@@ -259,6 +271,15 @@ class Cleanup:
         except (TransientError, PermanentError) as exc:  # counted and reported; the run goes on
             with self._lock:
                 self.report.errors.append(str(exc))
+
+    def _scoped_pages(self, lister: Callable[..., tuple[list[Any], str]]) -> Iterable[list[Any]]:
+        """Pages of each included namespace in turn when the policy names them (the API server then
+        reads only those), else of the whole cluster."""
+        for namespace in list_scopes(self.policy):
+            yield from self._pages(lambda limit, token, ns=namespace: lister(limit=limit, token=token, namespace=ns))
+            if self._out_of_time():
+                self.report.complete = False
+                return
 
     def _pages(self, lister: Callable[..., tuple[list[Any], str]]) -> Iterable[list[Any]]:
         """Pages of a list; an expired continue token restarts the listing (deletes are idempotent)."""

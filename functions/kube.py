@@ -418,16 +418,22 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=f"{status} {message}")
         raise ApiRejected(f"evict {pod.key}: {status} {message}")
 
-    def list_pods(self, field_selector: str, *, limit: int, token: str | None) -> tuple[list[Pod], str]:
-        """One page of pods in all namespaces; returns (pods, continue token or "")."""
+    def list_pods(
+        self, field_selector: str, *, limit: int, token: str | None, namespace: str | None = None
+    ) -> tuple[list[Pod], str]:
+        """One page of pods in ``namespace`` (all namespaces when None); returns (pods, continue token or "")."""
         body = self._json(
-            "GET", "/api/v1/pods", query={"fieldSelector": field_selector, "limit": str(limit), "continue": token}
+            "GET",
+            _scoped("/api/v1", namespace, "pods"),
+            query={"fieldSelector": field_selector, "limit": str(limit), "continue": token},
         )
         return [Pod.from_json(item) for item in body.get("items") or []], _continue(body)
 
-    def list_jobs(self, *, limit: int, token: str | None) -> tuple[list[Job], str]:
-        """One page of Jobs in all namespaces; returns (jobs, continue token or "")."""
-        body = self._json("GET", "/apis/batch/v1/jobs", query={"limit": str(limit), "continue": token})
+    def list_jobs(self, *, limit: int, token: str | None, namespace: str | None = None) -> tuple[list[Job], str]:
+        """One page of Jobs in ``namespace`` (all namespaces when None); returns (jobs, continue token or "")."""
+        body = self._json(
+            "GET", _scoped("/apis/batch/v1", namespace, "jobs"), query={"limit": str(limit), "continue": token}
+        )
         return [Job.from_json(item) for item in body.get("items") or []], _continue(body)
 
     def delete_job(self, job: Job, *, dry_run: bool = False) -> bool:
@@ -455,6 +461,10 @@ class ClusterClient:
         if response.status in (404, 409):
             return False
         _raise_for(response.status, response.data, f"DELETE {path}")
+
+
+def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
+    return f"{group_version}/namespaces/{namespace}/{resource}" if namespace else f"{group_version}/{resource}"
 
 
 def _continue(body: Mapping[str, Any]) -> str:

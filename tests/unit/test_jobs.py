@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions.jobs import JOB_OPT_OUT, JOB_UID_LABELS, Verdict, decide_job, decide_pod, job_of
+from functions.jobs import JOB_OPT_OUT, JOB_UID_LABELS, Verdict, decide_job, decide_pod, job_of, list_scopes
 from functions.model import Job, Owner, Pod
 from functions.policy import CleanupPolicy
 
@@ -1035,3 +1035,18 @@ def test_pod_from_json_job_owner_and_labels_feed_job_of() -> None:
     assert decide_pod(pod, live_jobs=NO_JOBS, policy=DEFAULT, now=NOW) == Verdict(
         delete=True, reason="finished 10200 s ago, TTL 3600 s", category="expired"
     )
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "scopes"),
+    [
+        pytest.param(set(), set(), [None], id="everything-one-cluster-wide-list"),
+        pytest.param(set(), {"kube-system"}, [None], id="exclusions-only-still-cluster-wide"),
+        pytest.param({"team-b", "team-a"}, set(), ["team-a", "team-b"], id="included-sorted"),
+        pytest.param({"team-a", "team-b"}, {"team-b"}, ["team-a"], id="excluded-wins"),
+        pytest.param({"team-a"}, {"team-a"}, [], id="all-excluded-nothing-listed"),
+    ],
+)
+def test_list_scopes(include: set[str], exclude: set[str], scopes: list[str | None]) -> None:
+    policy = CleanupPolicy(include_namespaces=frozenset(include), exclude_namespaces=frozenset(exclude))
+    assert list_scopes(policy) == scopes
