@@ -166,7 +166,9 @@ class Cleanup:
         self._deadline = started + self.budget_seconds
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cleanup") as pool:
             live_jobs = self._sweep_jobs(pool, now)
-            if not self._out_of_time():
+            if self._out_of_time():
+                self.report.complete = False  # the pod sweep is left to the next run
+            else:
                 # wait for Job deletions first: their pods are the garbage collector's, not orphans
                 pool.shutdown(wait=True)
                 with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cleanup") as pods:
@@ -275,11 +277,11 @@ class Cleanup:
     def _scoped_pages(self, lister: Callable[..., tuple[list[Any], str]]) -> Iterable[list[Any]]:
         """Pages of each included namespace in turn when the policy names them (the API server then
         reads only those), else of the whole cluster."""
-        for namespace in list_scopes(self.policy):
-            yield from self._pages(lambda limit, token, ns=namespace: lister(limit=limit, token=token, namespace=ns))
-            if self._out_of_time():
+        for index, namespace in enumerate(list_scopes(self.policy)):
+            if index and self._out_of_time():  # no new namespace once the budget is spent
                 self.report.complete = False
                 return
+            yield from self._pages(lambda limit, token, ns=namespace: lister(limit=limit, token=token, namespace=ns))
 
     def _pages(self, lister: Callable[..., tuple[list[Any], str]]) -> Iterable[list[Any]]:
         """Pages of a list; an expired continue token restarts the listing (deletes are idempotent)."""
