@@ -40,6 +40,12 @@ def _error(status: int, message: str, **extra: Any) -> HttpResult:
     return HttpResult(status, {"error": message, **extra})
 
 
+def _rejected(audit: Audit, status: int, exc: Exception) -> HttpResult:
+    """A request the caller must fix (or may not make): audited with its status, answered with the reason."""
+    audit.record("http.rejected", str(exc), severity="WARNING", status=status)
+    return _error(status, str(exc))
+
+
 def _parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest('send a JSON object, for example {"action": "status"}')
@@ -90,23 +96,18 @@ class Api:
         try:
             caller = self.verifier.verify(_header(headers, "Authorization"))
         except Unauthorized as exc:
-            audit.record("http.rejected", str(exc), severity="WARNING", status=401)
-            return _error(401, str(exc))
+            return _rejected(audit, 401, exc)
         except Forbidden as exc:
-            audit.record("http.rejected", str(exc), severity="WARNING", status=403)
-            return _error(403, str(exc))
+            return _rejected(audit, 403, exc)
         audit = audit.bind(caller=caller.email, caller_verified=caller.verified)
         try:
             result = run(audit)
         except BadRequest as exc:
-            audit.record("http.rejected", str(exc), severity="WARNING", status=400)
-            return _error(400, str(exc))
+            return _rejected(audit, 400, exc)
         except NodeNotFound as exc:
-            audit.record("http.rejected", str(exc), severity="WARNING", status=404)
-            return _error(404, str(exc))
+            return _rejected(audit, 404, exc)
         except NotOurs as exc:
-            audit.record("http.rejected", str(exc), severity="WARNING", status=409)
-            return _error(409, str(exc))
+            return _rejected(audit, 409, exc)
         except TransientError as exc:
             audit.record("http.failed", f"the cluster could not be reached: {exc}", severity="ERROR", status=503)
             return _error(503, f"the cluster could not be reached, try again: {exc}")
