@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             kubelet.stop()
             print(f"  built in {time.perf_counter() - t:.0f} s", flush=True)
             meter = CpuMeter(plane)
+            ours_report: dict[str, Any] = {}
 
             def ours_run() -> tuple[float, int, float]:
                 report = run_ours(plane, metadata, ours_ns, Path(tmp))
@@ -339,7 +340,6 @@ def main(argv: list[str] | None = None) -> int:
 
                 return timed
 
-            ours_report: dict[str, Any] = {}
             rows = {
                 "ours": meter.measure(ours_run, core, ours_ns),
                 "sequential baseline (typed API)": meter.measure(
