@@ -18,28 +18,39 @@ import flask
 import functions_framework
 from cloudevents.http.event import CloudEvent
 
-from functions.api import Api, HttpResult
-from functions.config import ConfigError
+from functions.decisions.settings import ConfigError
+from functions.entry.http_api import Api, HttpResult
 from functions.errors import PermanentError
-from functions.service import Service
+from functions.usecases.node_events import NodeEvents
+from functions.usecases.runtime import Runtime
 
-_service: Service | None = None
+_runtime: Runtime | None = None
+_events: NodeEvents | None = None
 _api: Api | None = None
 _lock = threading.Lock()
 
 
-def service() -> Service:
-    """The instance's Service, created at the first call (never at import)."""
-    global _service  # noqa: PLW0603 - one per instance
+def runtime() -> Runtime:
+    """The instance's Runtime, created at the first call (never at import)."""
+    global _runtime  # noqa: PLW0603 - one per instance
     with _lock:
-        if _service is None:
-            _service = Service.from_environment()
-        return _service
+        if _runtime is None:
+            _runtime = Runtime.from_environment()
+        return _runtime
+
+
+def node_events() -> NodeEvents:
+    global _events  # noqa: PLW0603 - one per instance
+    current = runtime()
+    with _lock:
+        if _events is None:
+            _events = NodeEvents(current)
+        return _events
 
 
 def api() -> Api:
     global _api  # noqa: PLW0603 - one per instance
-    current = service()
+    current = runtime()
     with _lock:
         if _api is None:
             _api = Api(current)
@@ -49,7 +60,7 @@ def api() -> Api:
 @functions_framework.cloud_event
 def on_node_event(cloud_event: CloudEvent) -> None:
     try:
-        service().handle_pubsub(cloud_event.data, trigger="pubsub", delivery_id=cloud_event.get("id"))
+        node_events().handle_delivery(cloud_event.data, trigger="pubsub", delivery_id=cloud_event.get("id"))
     except PermanentError:
         return  # bad input or nothing to do: audited, acknowledged, never retried
 

@@ -3,10 +3,10 @@
     python -m bench.cleanup_bench [--jobs 10000] [--namespaces 20]     (or: make bench)
 
 Builds the same data set twice on its own control plane and times, in the same run:
-- ours: the scheduled cleanup (functions.jobs via the Operations use case) in a fresh process,
+- ours: the scheduled cleanup (the cleanup engine through the Operations use case) in a fresh process,
   whose peak RSS is measured too (target < 150 MB);
 - the baseline: a sequential list of all Jobs, then one delete at a time, with the same client
-  (functions.kube.ClusterClient, Background propagation).
+  (functions.gateways.kube.client.ClusterClient, Background propagation).
 Both end when the last Job delete has been accepted; the ratio target is >= 10x. Each run starts
 once the garbage collector has removed the pods of the run before it.
 
@@ -159,8 +159,9 @@ def run_ours(plane: ControlPlane, metadata: FakeMetadataServer, namespaces: list
         "        time.sleep(1)\n"
         "threading.Thread(target=sample, daemon=True).start()\n"
         "from datetime import UTC, datetime\n"
-        "from functions.service import Operations, Service\n"
-        "service = Service.from_environment()\n"
+        "from functions.usecases.operations import Operations\n"
+        "from functions.usecases.runtime import Runtime\n"
+        "service = Runtime.from_environment()\n"
         "ops = Operations(service)\n"
         "t, cpu = time.perf_counter(), time.process_time()\n"
         "cluster = service.settings.clusters[0]\n"
@@ -270,10 +271,10 @@ def run_baseline(plane: ControlPlane, namespaces: list[str]) -> tuple[float, int
 
 
 def run_sequential_raw(plane: ControlPlane, metadata: FakeMetadataServer, namespaces: list[str]) -> tuple[float, int]:
-    """The same sequential loop through the project's own JSON client (functions.kube), for reference."""
+    """The same sequential loop through the project's own JSON client (the Kubernetes gateway), for reference."""
     os.environ.update(metadata.environ())
-    from functions.config import ClusterConfig
-    from functions.kube import ClusterClient
+    from functions.decisions.settings import ClusterConfig
+    from functions.gateways.kube.client import ClusterClient
 
     cluster = ClusterConfig(
         name="bench", project=plane.project, location="europe-west4", endpoint=plane.url, ca_file=str(plane.ca_file)

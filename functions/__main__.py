@@ -1,5 +1,5 @@
 """Command line: ``python -m functions worker --subscription projects/P/subscriptions/S``."""
 
-from functions.worker import main
+from functions.entry.worker import main
 
 raise SystemExit(main())

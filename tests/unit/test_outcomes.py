@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.audit import Audit
-from functions.events import log_entry_from_message, pubsub_message_from_cloudevent_data
-from functions.outcomes import OutcomePublisher, cloud_event
-from functions.worker import envelope
+from functions.decisions.envelope import unwrap
+from functions.decisions.logentry import log_entry_from_message
+from functions.entry.worker import envelope
+from functions.gateways.audit import Audit
+from functions.gateways.outcomes import OutcomePublisher, cloud_event
 
 
 def test_cloud_event_is_cloudevents_1_0_structured_json() -> None:
@@ -40,7 +41,7 @@ def test_cloud_event_without_subject_has_no_subject_key() -> None:
 
 
 def test_publisher_without_topic_is_a_no_op() -> None:
-    publisher = OutcomePublisher(topic=None)
+    publisher = OutcomePublisher(topic=None, type_prefix="io.gke-node-drainer")
     publisher.publish("node.drained", cluster="c", node="n", data={}, audit=Audit())
     publisher.flush()
     assert publisher._client is None  # never even created
@@ -65,7 +66,7 @@ def test_worker_envelope_round_trips_through_the_event_parser() -> None:
     assert wrapped["message"]["messageId"] == "42"
     assert wrapped["message"]["publishTime"] == "2026-10-02T08:14:08+00:00"
     assert base64.b64decode(wrapped["message"]["data"]) == message.data
-    parsed = pubsub_message_from_cloudevent_data(wrapped)
+    parsed = unwrap(wrapped)
     assert parsed.message_id == "42"
     assert parsed.attributes == message.attributes
     assert log_entry_from_message(parsed) == entry

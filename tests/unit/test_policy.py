@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.events import EventKind
-from functions.model import MIRROR_ANNOTATION, Node, Owner, Pod, ReadyCondition
-from functions.policy import (
-    COMPONENT,
+from functions.decisions.logentry import EventKind
+from functions.decisions.model import MIRROR_ANNOTATION, Node, Owner, Pod, ReadyCondition
+from functions.decisions.names import COMPONENT
+from functions.decisions.policy import (
     CORDON_BOOT_ID,
     CORDON_EVENT_ID,
     CORDON_EVENT_TIME,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from functions.model import Node, ReadyCondition
-from functions.policy import (
-    COMPONENT,
+from functions.decisions.model import Node, ReadyCondition
+from functions.decisions.names import COMPONENT, FIELD_MANAGER
+from functions.decisions.policy import (
     CORDON_BOOT_ID,
     CORDON_EVENT_ID,
     CORDON_EVENT_TIME,
@@ -18,7 +18,6 @@ from functions.policy import (
     CORDON_REASON,
     CORDONED_AT,
     CORDONED_BY,
-    FIELD_MANAGER,
     GKE_INSTANCE_ID,
     OUR_NODE_ANNOTATIONS,
     WAS_UNSCHEDULABLE,

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
-from functions.events import EventKind
-from functions.model import Node, Pod, format_time, parse_time
+from functions.decisions.logentry import EventKind
+from functions.decisions.model import Node, Pod
+from functions.decisions.names import ANNOTATION_PREFIX, COMPONENT, FIELD_MANAGER
+from functions.decisions.times import format_time, parse_time
 
-COMPONENT = "gke-node-drainer"
-ANNOTATION_PREFIX = "node-drainer.io/"
 CORDONED_BY = ANNOTATION_PREFIX + "cordoned-by"
 CORDON_REASON = ANNOTATION_PREFIX + "reason"
 CORDON_EVENT_ID = ANNOTATION_PREFIX + "event-id"
@@ -23,7 +23,6 @@ CORDON_BOOT_ID = ANNOTATION_PREFIX + "boot-id"
 WAS_UNSCHEDULABLE = ANNOTATION_PREFIX + "was-unschedulable"
 CORDON_INSTANCE_ID = ANNOTATION_PREFIX + "instance-id"
 CORDON_EVENT_TIME = ANNOTATION_PREFIX + "event-time"
-FIELD_MANAGER = COMPONENT  # the field manager of our node writes: owner of spec.unschedulable when we cordon
 OUR_NODE_ANNOTATIONS = (
     CORDON_EVENT_TIME,
     CORDONED_BY,
@@ -55,7 +54,7 @@ FORCE_KINDS = frozenset(
 )
 
 
-class PodAction(str, Enum):  # noqa: UP042 - plain str values in audit records
+class PodAction(StrEnum):
     EVICT = "evict"
     DELETE = "delete"  # terminal pod: nothing runs, no budget applies
     WAIT = "wait"  # already terminating: wait for it (and force it when the node is down)
@@ -196,7 +195,7 @@ def cordon_needed(node: Node, plan: DrainPlan) -> bool:
     )
 
 
-class RecoveryAction(str, Enum):  # noqa: UP042 - plain str values in audit records
+class RecoveryAction(StrEnum):
     NONE = "none"  # not ours
     WAIT = "wait"  # cordoned by us, node not back yet and not verified down
     UNCORDON = "uncordon"  # back: uncordon and remove our annotations
@@ -255,19 +254,3 @@ def recovery_decision(node: Node) -> RecoveryDecision:
 def release_annotations() -> dict[str, str | None]:
     """A merge patch that removes all our annotations."""
     return dict.fromkeys(OUR_NODE_ANNOTATIONS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CleanupPolicy:
-    ttl_succeeded: timedelta = timedelta(hours=1)
-    ttl_failed: timedelta = timedelta(hours=24)
-    ttl_orphan_pods: timedelta = timedelta(hours=1)
-    include_namespaces: frozenset[str] = frozenset()  # empty: every namespace
-    exclude_namespaces: frozenset[str] = frozenset({"kube-system"})
-    include_cronjob_jobs: bool = False  # by default a CronJob's history limits govern its Jobs
-    sweep_other_pods: bool = False  # finished pods not owned by a Job (bare, or other owners)
-
-    def namespace_allowed(self, namespace: str) -> bool:
-        if namespace in self.exclude_namespaces:
-            return False
-        return not self.include_namespaces or namespace in self.include_namespaces

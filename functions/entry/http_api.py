@@ -6,19 +6,22 @@ call is audited with the caller's identity, and every client error says what to 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.audit import Audit
-from functions.auth import CallerVerifier, Forbidden, Unauthorized
-from functions.config import MAX_DEADLINE, ClusterConfig
+from functions.decisions import jsonvalue
+from functions.decisions.actions import Action, Severity
+from functions.decisions.logentry import EventKind
+from functions.decisions.settings import MAX_DEADLINE, ClusterConfig
 from functions.errors import PermanentError, TransientError
-from functions.events import EventKind
-from functions.service import NodeNotFound, NotOurs, Operations, Service
+from functions.gateways.audit import Audit
+from functions.gateways.callers import CallerVerifier, Forbidden, Unauthorized
+from functions.usecases.node_events import NodeNotFound
+from functions.usecases.operations import NotOurs, Operations
+from functions.usecases.runtime import Runtime
 
 MANUAL_ACTIONS = ("drain", "uncordon", "cleanup", "status")
 SCHEDULED_ACTIONS = ("cleanup", "recover", "all")
@@ -42,7 +45,7 @@ def _error(status: int, message: str, **extra: Any) -> HttpResult:
 
 def _rejected(audit: Audit, status: int, exc: Exception) -> HttpResult:
     """A request the caller must fix (or may not make): audited with its status, answered with the reason."""
-    audit.record("http.rejected", str(exc), severity="WARNING", status=status)
+    audit.record(Action.HTTP_REJECTED, str(exc), severity=Severity.WARNING, status=status)
     return _error(status, str(exc))
 
 
@@ -50,9 +53,9 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest('send a JSON object, for example {"action": "status"}')
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        data = jsonvalue.load(body, what="the body")
+    except jsonvalue.JsonError as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -73,10 +76,10 @@ def _flag(data: Mapping[str, Any], name: str) -> bool:
 
 
 class Api:
-    def __init__(self, service: Service, *, verifier: CallerVerifier | None = None) -> None:
-        self.service = service
-        self.ops = Operations(service)
-        settings = service.settings
+    def __init__(self, runtime: Runtime, *, verifier: CallerVerifier | None = None) -> None:
+        self.runtime = runtime
+        self.ops = Operations(runtime)
+        settings = runtime.settings
         self.verifier = verifier or CallerVerifier(
             audience=settings.http_audience, allowed=settings.allowed_callers, certs_url=settings.id_token_certs_url
         )
@@ -89,9 +92,9 @@ class Api:
         headers: Mapping[str, str],
         run: Callable[[Audit], HttpResult],
     ) -> HttpResult:
-        audit = self.service.audit.bind(trigger=trigger)
+        audit = self.runtime.audit.bind(trigger=trigger)
         if method != "POST":
-            audit.record("http.rejected", f"{method} is not allowed", severity="WARNING", status=405)
+            audit.record(Action.HTTP_REJECTED, f"{method} is not allowed", severity=Severity.WARNING, status=405)
             return HttpResult(405, {"error": f"use POST, not {method}"}, {"Allow": "POST"})
         try:
             caller = self.verifier.verify(_header(headers, "Authorization"))
@@ -109,25 +112,27 @@ class Api:
         except NotOurs as exc:
             return _rejected(audit, 409, exc)
         except TransientError as exc:
-            audit.record("http.failed", f"the cluster could not be reached: {exc}", severity="ERROR", status=503)
+            audit.record(
+                Action.HTTP_FAILED, f"the cluster could not be reached: {exc}", severity=Severity.ERROR, status=503
+            )
             return _error(503, f"the cluster could not be reached, try again: {exc}")
         except PermanentError as exc:
-            audit.record("http.failed", str(exc), severity="ERROR", status=500)
+            audit.record(Action.HTTP_FAILED, str(exc), severity=Severity.ERROR, status=500)
             return _error(500, str(exc))
         finally:
-            self.service.finish()
+            self.runtime.finish()
         return result
 
     def _clusters(self, data: Mapping[str, Any], *, required: bool) -> list[ClusterConfig]:
         name = data.get("cluster")
         if name is None:
-            if required and len(self.service.settings.clusters) > 1:
-                known = ", ".join(c.name for c in self.service.settings.clusters)
+            if required and len(self.runtime.settings.clusters) > 1:
+                known = ", ".join(c.name for c in self.runtime.settings.clusters)
                 raise BadRequest(f"cluster is required: one of {known}")
-            return list(self.service.settings.clusters)
-        cluster = self.service.settings.cluster(str(name)) if isinstance(name, str) else None
+            return list(self.runtime.settings.clusters)
+        cluster = self.runtime.settings.cluster(str(name)) if isinstance(name, str) else None
         if cluster is None:
-            known = ", ".join(c.name for c in self.service.settings.clusters)
+            known = ", ".join(c.name for c in self.runtime.settings.clusters)
             raise BadRequest(f"unknown cluster {name!r}: use one of {known}")
         return [cluster]
 
@@ -155,9 +160,9 @@ class Api:
         if action in ("drain", "uncordon"):
             [cluster] = self._clusters(data, required=True)
             node = self._node(data)
-            audit.record("http.request", f"{action} {node} in {cluster.name}", cluster=cluster.name, node=node)
+            audit.record(Action.HTTP_REQUEST, f"{action} {node} in {cluster.name}", cluster=cluster.name, node=node)
             if action == "drain":
-                timeout = data.get("timeout_seconds", self.service.settings.deadlines[EventKind.DELETE])
+                timeout = data.get("timeout_seconds", self.runtime.settings.deadlines[EventKind.DELETE])
                 if (
                     isinstance(timeout, bool)
                     or not isinstance(timeout, int | float)
@@ -179,7 +184,7 @@ class Api:
             change = self.ops.uncordon(cluster, node, dry_run=dry_run, force=_flag(data, "force"), audit=audit)
             return HttpResult(200, {"action": action, "cluster": cluster.name, "dry_run": dry_run, **change})
         clusters = self._clusters(data, required=False)
-        audit.record("http.request", f"{action} in {', '.join(c.name for c in clusters)}")
+        audit.record(Action.HTTP_REQUEST, f"{action} in {', '.join(c.name for c in clusters)}")
         if action == "status":
             return HttpResult(200, {"action": action, "nodes": [row for c in clusters for row in self.ops.status(c)]})
         reports = [self.ops.cleanup(c, dry_run=dry_run, audit=audit, now=datetime.now(UTC)) for c in clusters]
@@ -199,18 +204,18 @@ class Api:
             scheduler_job=_header(headers, "X-CloudScheduler-JobName"),
             schedule_time=_header(headers, "X-CloudScheduler-ScheduleTime"),
         )
-        audit.record("http.request", f"scheduled {action}")
+        audit.record(Action.HTTP_REQUEST, f"scheduled {action}")
         result: dict[str, Any] = {"action": action, "dry_run": dry_run}
         if action in ("recover", "all"):
             result["recovered"] = [
                 change
-                for c in self.service.settings.clusters
+                for c in self.runtime.settings.clusters
                 for change in self.ops.recover(c, dry_run=dry_run, audit=audit)
             ]
         if action in ("cleanup", "all"):
             result["cleanup"] = [
                 self.ops.cleanup(c, dry_run=dry_run, audit=audit, now=datetime.now(UTC))
-                for c in self.service.settings.clusters
+                for c in self.runtime.settings.clusters
             ]
         return HttpResult(200, result)
 

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
-from functions.config import (
+from functions.decisions.logentry import EventKind
+from functions.decisions.settings import (
     DEFAULT_API_TIMEOUT,
     DEFAULT_CONTAINER_API,
     DEFAULT_DEADLINES,
     DEFAULT_EVICTION_CONCURRENCY,
+    SETTINGS,
     AuthMode,
     ClusterConfig,
     ConfigError,
@@ -20,7 +22,6 @@ from functions.config import (
     region_of,
 )
 from functions.errors import DrainerError
-from functions.events import EventKind
 
 RESOURCE = "projects/acme-prod/locations/europe-west4/clusters/payments"
 ZONAL_RESOURCE = "projects/acme-dev/locations/europe-west4-b/clusters/sandbox"
@@ -619,10 +620,12 @@ def test_summary_has_no_secrets() -> None:
         ],
         "deadlines": {kind.value: 120.0 for kind in EventKind},
         "dry_run": True,
+        "force_cleanup": True,
         "eviction_concurrency": 32,
         "api_timeout": 10.0,
         "audit_log_name": "drainer",
-        "force_cleanup": True,
+        "container_api": "https://container.googleapis.com",
+        "logging_api": None,
         "cleanup": {
             "ttl_succeeded": 3600.0,
             "ttl_failed": 86400.0,
@@ -631,18 +634,24 @@ def test_summary_has_no_secrets() -> None:
             "exclude_namespaces": ["kube-system"],
             "include_cronjob_jobs": False,
             "sweep_other_pods": False,
-            "budget_seconds": 300.0,
         },
+        "cleanup_budget": 300.0,
+        "cleanup_concurrency": 32,
+        "cleanup_page_size": 500,
+        "recovery_deadline": 60.0,
         "http_audience": None,
         "allowed_callers": [],
+        "id_token_certs_url": None,
         "outcome_topic": None,
+        "outcome_type_prefix": "io.gke-node-drainer",
     }
+    assert set(summary) - {"clusters", "deadlines", "cleanup"} <= {row.target for row in SETTINGS}
     text = json.dumps(summary)
     assert "BEGIN CERTIFICATE" not in text
     assert "MIIBszCCAVmgAwIBAgIUQ2FzZWNyZXQ=" not in text
     assert "/var/run/secrets/drainer/token" not in text
     assert "ca_data" not in text
-    assert "token" not in text.replace("token_file", "")
+    assert "token" not in text.replace("token_file", "").replace("id_token_certs_url", "")
 
 
 def test_ca_data_is_not_in_repr() -> None:

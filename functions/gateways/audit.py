@@ -11,6 +11,8 @@ Records carry ``audit: true``, an ``action`` (``event.received``, ``node.cordone
 from __future__ import annotations
 
 import logging
+import math
+import re
 import sys
 import threading
 from collections.abc import Mapping
@@ -19,35 +21,58 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TextIO
 
+from functions.decisions.actions import Action, Severity
+from functions.decisions.names import COMPONENT
+
 LOGGER_NAME = "gke_node_drainer.audit"
-COMPONENT = "gke-node-drainer"
 _SECRET_MARKERS = ("token", "authorization", "password", "secret")
 _LEVELS = {
-    "DEBUG": logging.DEBUG,
-    "INFO": logging.INFO,
-    "NOTICE": logging.INFO,
-    "WARNING": logging.WARNING,
-    "ERROR": logging.ERROR,
-    "CRITICAL": logging.CRITICAL,
+    Severity.INFO: logging.INFO,
+    Severity.NOTICE: logging.INFO,
+    Severity.WARNING: logging.WARNING,
+    Severity.ERROR: logging.ERROR,
 }
+MAX_STRING = 2048  # longer strings are cut, with a marker and the original length
+MAX_ITEMS = 200  # longer lists are cut, with a marker
+MAX_DEPTH = 8
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-ready copy of ``value`` with anything that looks like a credential removed."""
+def _text(value: str) -> str:
+    """A string any JSON encoder and the Logging API accept: lone surrogates and control characters
+    escaped, cut at MAX_STRING characters with the original length."""
+    safe = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    safe = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", safe)
+    if len(safe) > MAX_STRING:
+        return f"{safe[:MAX_STRING]}...[truncated, {len(value)} characters]"
+    return safe
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """JSON-ready copy of ``value``: credentials redacted, strings made safe, size bounded."""
+    if depth > MAX_DEPTH:
+        return "[nested too deep]"
     if isinstance(value, Mapping):
         return {
-            str(k): ("[redacted]" if any(m in str(k).lower() for m in _SECRET_MARKERS) else _clean(v))
-            for k, v in value.items()
+            _text(str(k)): ("[redacted]" if any(m in str(k).lower() for m in _SECRET_MARKERS) else _clean(v, depth + 1))
+            for k, v in list(value.items())[:MAX_ITEMS]
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(v) for v in value]
+        items = [_clean(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+        return items + ([f"[{len(value) - MAX_ITEMS} more]"] if len(value) > MAX_ITEMS else [])
     if isinstance(value, Enum):
-        return value.value
+        return _clean(value.value, depth)
     if isinstance(value, datetime):
         return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, bytes | bytearray):
+        return _text(bytes(value).decode("utf-8", "backslashreplace"))
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)
+    return _text(str(value))
 
 
 class AuditWriter:
@@ -82,9 +107,9 @@ class AuditWriter:
                 CloudLoggingHandler(client, name=log_name, resource=resource, labels={"component": COMPONENT})
             )
 
-    def write(self, action: str, message: str, severity: str, fields: Mapping[str, Any]) -> None:
+    def write(self, action: Action, message: str, severity: Severity, fields: Mapping[str, Any]) -> None:
         payload = _clean({**fields, "audit": True, "action": action})
-        self.logger.log(_LEVELS.get(severity, logging.INFO), message, extra={"json_fields": payload})
+        self.logger.log(_LEVELS.get(severity, logging.INFO), _text(message), extra={"json_fields": payload})
 
     def flush(self) -> None:
         for handler in self.logger.handlers:
@@ -131,5 +156,5 @@ class Audit:
     def bind(self, **more: Any) -> Audit:
         return Audit({**self.fields, **{k: v for k, v in more.items() if v is not None}})
 
-    def record(self, action: str, message: str, /, *, severity: str = "INFO", **details: Any) -> None:
+    def record(self, action: Action, message: str, /, *, severity: Severity = Severity.INFO, **details: Any) -> None:
         writer().write(action, message, severity, {**self.fields, **details})

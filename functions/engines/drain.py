@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
-from functions import policy
-from functions.audit import Audit
+from functions.decisions import policy
+from functions.decisions.actions import Action, Severity
+from functions.decisions.model import Node, Pod
+from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.errors import DrainerError, PermanentError, TransientError
-from functions.kube import ApiUnavailable, ClusterClient, Conflict, EvictionOutcome, WatchEvent
-from functions.model import Node, Pod
-from functions.policy import DrainPlan, PodAction, PodDecision
+from functions.gateways.audit import Audit
+from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent
+from functions.gateways.kube.errors import ApiStatus, ApiUnavailable, Conflict
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
@@ -37,7 +39,7 @@ class NodeGone(DrainerError):
         super().__init__(f"node {node} no longer exists")
 
 
-class PodResult(str, Enum):  # noqa: UP042 - plain str values in reports
+class PodResult(StrEnum):
     EVICTED = "evicted"
     DELETED = "deleted"  # terminal pod deleted
     FORCE_DELETED = "force_deleted"
@@ -50,7 +52,7 @@ class PodResult(str, Enum):  # noqa: UP042 - plain str values in reports
     WOULD_FORCE_DELETE = "would_force_delete"  # dry run
 
 
-class DrainOutcome(str, Enum):  # noqa: UP042
+class DrainOutcome(StrEnum):
     COMPLETED = "completed"  # every target pod is gone
     INCOMPLETE = "incomplete"  # the deadline passed with pods left
     DRY_RUN = "dry_run"
@@ -146,7 +148,7 @@ class Drain:
         return not self._finished.wait(seconds) and self._remaining_time() > 0
 
     def _record_pod(
-        self, item: _Tracked, action: str, message: str, *, severity: str = "INFO", **extra: object
+        self, item: _Tracked, action: Action, message: str, *, severity: Severity = Severity.INFO, **extra: object
     ) -> None:
         pod = item.decision.pod
         self.audit.record(action, message, severity=severity, pod=pod.key, pod_uid=pod.uid, **extra)
@@ -160,7 +162,7 @@ class Drain:
                 raise NodeGone(self.node_name)
             was_before = (
                 node.annotations.get(policy.WAS_UNSCHEDULABLE) == "true"
-                if node.annotations.get(policy.CORDONED_BY) == policy.COMPONENT
+                if policy.cordoned_by_us(node)
                 else node.unschedulable
             )
             if not policy.cordon_needed(node, self.plan):
@@ -177,7 +179,7 @@ class Drain:
                 continue
             changed = not node.unschedulable
             self.audit.record(
-                "node.cordoned",
+                Action.NODE_CORDONED,
                 f"{'would cordon' if self.dry_run else 'cordoned'} {self.node_name}"
                 + (" (already unschedulable before us: kept as it was)" if was_before else ""),
                 was_unschedulable=was_before,
@@ -185,7 +187,12 @@ class Drain:
                 dry_run=self.dry_run,
             )
             return patched, changed, was_before
-        raise ApiUnavailable(f"node {self.node_name} kept changing; cordon gave up after {CORDON_ATTEMPTS} tries")
+        raise ApiUnavailable(
+            ApiStatus(
+                code=409, reason="Conflict", message=f"the node kept changing; gave up after {CORDON_ATTEMPTS} tries"
+            ),
+            request=f"PATCH node {self.node_name}",
+        )
 
     # ------------------------------------------------------------ watches
     def _watch_pods(self, resource_version: str) -> None:
@@ -269,9 +276,9 @@ class Drain:
                 item.last_message = str(exc)
                 self._record_pod(
                     item,
-                    "pod.eviction_failed",
+                    Action.POD_EVICTION_FAILED,
                     f"eviction of {pod.key} failed: {exc}",
-                    severity="ERROR",
+                    severity=Severity.ERROR,
                     error=str(exc),
                 )
                 return
@@ -279,7 +286,7 @@ class Drain:
                 item.result = PodResult.WOULD_EVICT if self.dry_run else PodResult.EVICTED
                 self._record_pod(
                     item,
-                    "pod.evicted",
+                    Action.POD_EVICTED,
                     f"{'would evict' if self.dry_run else 'evicted'} {pod.key}"
                     + (f" ({item.decision.reason})" if item.decision.reason else ""),
                     dry_run=self.dry_run,
@@ -302,9 +309,9 @@ class Drain:
                     item.result = PodResult.BLOCKED
                     self._record_pod(
                         item,
-                        "pod.blocked",
+                        Action.POD_BLOCKED,
                         f"eviction of {pod.key} refused: {result.message}",
-                        severity="WARNING",
+                        severity=Severity.WARNING,
                         pdb=result.pdb,
                         dry_run=self.dry_run,
                     )
@@ -329,7 +336,7 @@ class Drain:
         item.result = PodResult.WOULD_DELETE if self.dry_run else PodResult.DELETED
         self._record_pod(
             item,
-            "pod.deleted",
+            Action.POD_DELETED,
             f"{'would delete' if self.dry_run else 'deleted'} {item.decision.reason} {pod.key}",
             dry_run=self.dry_run,
         )
@@ -346,9 +353,9 @@ class Drain:
                 item.result = PodResult.WOULD_FORCE_DELETE if self.dry_run else PodResult.FORCE_DELETED
                 self._record_pod(
                     item,
-                    "pod.force_deleted",
+                    Action.POD_FORCE_DELETED,
                     f"{'would force-delete' if self.dry_run else 'force-deleted'} {pod.key}: node verified down",
-                    severity="NOTICE",
+                    severity=Severity.NOTICE,
                     ready=node.ready.status,
                     last_heartbeat=node.ready.last_heartbeat,
                     event_time=self.plan.event_time,
@@ -385,7 +392,9 @@ class Drain:
         for d in decisions:
             if d.action is PodAction.SKIP:
                 skipped.append(PodReport(pod=d.pod.key, result=PodResult.SKIPPED, reason=d.reason))
-                self.audit.record("pod.skipped", f"skipped {d.pod.key}: {d.reason}", pod=d.pod.key, reason=d.reason)
+                self.audit.record(
+                    Action.POD_SKIPPED, f"skipped {d.pod.key}: {d.reason}", pod=d.pod.key, reason=d.reason
+                )
             else:
                 self._tracked[d.pod.uid] = _Tracked(decision=d)
         force = self.plan.force_when_down

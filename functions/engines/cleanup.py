@@ -1,6 +1,6 @@
-"""Finished-Job cleanup: pure selection, then paginated, parallel, time-boxed deletion.
+"""The finished-Job cleanup engine: paginated, parallel, time-boxed deletion.
 
-Selection (``decide_job``, ``decide_pod``) is pure and takes ``now``. :class:`Cleanup` walks the
+Selection is pure (:mod:`functions.decisions.cleanup_policy`). :class:`Cleanup` walks the
 cluster page by page (limit/continue) so memory stays flat, deletes with bounded parallelism, and
 stops taking new work when its time budget runs out; the next run picks up the rest.
 """
@@ -10,101 +10,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from functions.audit import Audit
+from functions.decisions.actions import Action, Severity
+from functions.decisions.cleanup_policy import CleanupPolicy, Verdict, decide_job, decide_pod, list_scopes
+from functions.decisions.model import Job, Pod
 from functions.errors import PermanentError, TransientError
-from functions.kube import ClusterClient, ListExpired
-from functions.model import Job, Pod
-from functions.policy import ANNOTATION_PREFIX, CleanupPolicy
-
-JOB_OPT_OUT = ANNOTATION_PREFIX + "skip-cleanup"  # "true" on a Job (or a finished pod): never cleaned
-
-
-@dataclass(frozen=True, kw_only=True)
-class Verdict:
-    delete: bool
-    reason: str
-    category: str  # short key for counts: expired, young, running, opt_out, ...
-
-    @property
-    def clock_skew(self) -> bool:
-        return self.category == "clock_skew"
-
-
-def _keep(category: str, reason: str) -> Verdict:
-    return Verdict(delete=False, reason=reason, category=category)
-
-
-def _age_verdict(kind: str, finished_at: datetime | None, ttl: timedelta, now: datetime) -> Verdict:
-    if finished_at is None:
-        return _keep("no_finish_time", f"{kind} has no finish time")
-    if finished_at > now:
-        return _keep("clock_skew", f"{kind} finish time {finished_at.isoformat()} is in the future (clock skew)")
-    age = (now - finished_at).total_seconds()
-    if age < ttl.total_seconds():
-        return _keep("young", f"finished {age:.0f} s ago, TTL {ttl.total_seconds():.0f} s")
-    return Verdict(delete=True, reason=f"finished {age:.0f} s ago, TTL {ttl.total_seconds():.0f} s", category="expired")
-
-
-def _opted_out(annotations: Any) -> bool:
-    return str(annotations.get(JOB_OPT_OUT, "")).strip().lower() == "true"
-
-
-def decide_job(job: Job, *, policy: CleanupPolicy, now: datetime) -> Verdict:
-    if not policy.namespace_allowed(job.namespace):
-        return _keep("namespace", "namespace excluded")
-    if job.finished is None:
-        return _keep("running", "still running")
-    if job.ttl_after_finished is not None:
-        return _keep("ttl_controller", "sets ttlSecondsAfterFinished: the TTL-after-finished controller owns it")
-    if _opted_out(job.annotations):
-        return _keep("opt_out", f"opt-out annotation {JOB_OPT_OUT}=true")
-    if job.controller is not None and job.controller.kind == "CronJob" and not policy.include_cronjob_jobs:
-        return _keep("cronjob", f"owned by CronJob {job.controller.name}: its history limits apply")
-    ttl = policy.ttl_succeeded if job.finished == "Complete" else policy.ttl_failed
-    return _age_verdict(f"Job ({job.finished})", job.finished_at, ttl, now)
-
-
-JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
-
-
-def job_of(pod: Pod) -> str | None:
-    """The UID of the Job that made the pod: its controller reference, or (once a Job was deleted
-    with propagationPolicy=Orphan and the reference removed) the label the Job controller set."""
-    if pod.controller is not None:
-        return pod.controller.uid if pod.controller.kind == "Job" else None
-    return next((pod.labels[k] for k in JOB_UID_LABELS if pod.labels.get(k)), None)
-
-
-def decide_pod(pod: Pod, *, live_jobs: Container[str], policy: CleanupPolicy, now: datetime) -> Verdict:
-    """A finished pod: swept when its Job is gone (or, if configured, when no Job owns it)."""
-    if pod.phase not in ("Succeeded", "Failed"):
-        return _keep("running", "not finished")
-    if not policy.namespace_allowed(pod.namespace):
-        return _keep("namespace", "namespace excluded")
-    if _opted_out(pod.annotations):
-        return _keep("opt_out", f"opt-out annotation {JOB_OPT_OUT}=true")
-    job_uid = job_of(pod)
-    if job_uid:
-        if job_uid in live_jobs:
-            return _keep("job_exists", "its Job still exists")
-        return _age_verdict("orphaned pod", pod.finished_at, policy.ttl_orphan_pods, now)
-    if not policy.sweep_other_pods:
-        return _keep("not_job_owned", "not owned by a Job")
-    return _age_verdict("finished pod", pod.finished_at, policy.ttl_orphan_pods, now)
-
-
-def list_scopes(policy: CleanupPolicy) -> Sequence[str | None]:
-    """What to list: the included namespaces, excluded ones left out (sorted, so runs are
-    repeatable), or None for one cluster-wide list."""
-    if not policy.include_namespaces:
-        return [None]
-    return sorted(n for n in policy.include_namespaces if policy.namespace_allowed(n))
+from functions.gateways.audit import Audit
+from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.errors import ListExpired
 
 
 @dataclass
@@ -186,9 +104,9 @@ class Cleanup:
                 if verdict.clock_skew:
                     self.report.clock_skew.append(job.key)
                     self.audit.record(
-                        "job.skipped",
+                        Action.JOB_SKIPPED,
                         f"skipped {job.key}: {verdict.reason}",
-                        severity="WARNING",
+                        severity=Severity.WARNING,
                         job=job.key,
                         reason=verdict.reason,
                     )
@@ -213,7 +131,7 @@ class Cleanup:
                 self.report.already_gone += 1
         if deleted:
             self.audit.record(
-                "job.deleted",
+                Action.JOB_DELETED,
                 f"{'would delete' if self.dry_run else 'deleted'} Job {job.key} ({verdict.reason}) with its pods",
                 job=job.key,
                 job_uid=job.uid,
@@ -252,7 +170,7 @@ class Cleanup:
                 self.report.already_gone += 1
         if deleted:
             self.audit.record(
-                "pod.deleted",
+                Action.POD_DELETED,
                 f"{'would delete' if self.dry_run else 'deleted'} finished pod {pod.key} ({verdict.reason})",
                 pod=pod.key,
                 pod_uid=pod.uid,

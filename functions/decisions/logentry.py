@@ -1,43 +1,38 @@
-"""Turn Pub/Sub deliveries of Compute Engine audit-log entries into typed node events.
+"""Classify a Compute Engine audit-log entry (the LogEntry a log sink publishes) as a node event.
 
-Pure parsing: no I/O, no clock, no side effects at import. The entry point unwraps the trigger with
-:func:`pubsub_message_from_cloudevent_data` and :func:`log_entry_from_message`, then calls
-:func:`parse_log_entry`, which returns a :class:`NodeEvent` to act on, an :class:`IgnoredEvent` to acknowledge
-and audit, or raises :class:`~functions.errors.MalformedEvent` (a permanent error: acknowledge, audit, never retry).
+Pure parsing: no I/O, no clock. :func:`log_entry_from_message` reads the LogEntry out of a Pub/Sub
+message (see :mod:`functions.decisions.envelope`), then :func:`parse_log_entry` returns a
+:class:`NodeEvent` to act on, an :class:`IgnoredEvent` to acknowledge and audit, or raises
+:class:`~functions.errors.MalformedEvent` (acknowledge, audit, never retry).
+
+Example entries: ``tests/fixtures/logentry-preempted.json`` (a Spot preemption, a system event) and
+``tests/fixtures/logentry-mig-delete-first.json`` (the first entry of a MIG-issued delete).
+Every name taken from an entry is checked against Compute Engine's naming rules before it is used,
+so a path segment like ``..`` or ``a%2Fb`` never reaches an API.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from enum import Enum
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+from functions.decisions import jsonvalue
+from functions.decisions.envelope import PubsubMessage
+from functions.decisions.jsonvalue import child as _child
+from functions.decisions.jsonvalue import described as _described
+from functions.decisions.jsonvalue import text as _text
+from functions.decisions.jsonvalue import type_name as _type_name
+from functions.decisions.times import parse_rfc3339
 from functions.errors import MalformedEvent
-
-__all__ = [
-    "DELETE_METHODS",
-    "LIVE_MIGRATION_METHOD",
-    "SYSTEM_EVENT_METHODS",
-    "EventKind",
-    "IgnoredEvent",
-    "NodeEvent",
-    "PubsubMessage",
-    "log_entry_from_message",
-    "parse_log_entry",
-    "parse_rfc3339",
-    "pubsub_message_from_cloudevent_data",
-]
 
 GCE_INSTANCE = "gce_instance"
 
 
-class EventKind(str, Enum):  # noqa: UP042 - the declared API; __str__ below gives StrEnum's str()/format()
+class EventKind(StrEnum):
     """What happened to the VM behind a GKE node; str() and f-strings give the value (e.g. "preempted")."""
 
     PREEMPTED = "preempted"
@@ -47,9 +42,6 @@ class EventKind(str, Enum):  # noqa: UP042 - the declared API; __str__ below giv
     GUEST_TERMINATE = "guest_terminate"
     AUTOMATIC_RESTART = "automatic_restart"
     TERMINATE_ON_HOST_MAINTENANCE = "terminate_on_host_maintenance"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 SYSTEM_EVENT_METHODS: Mapping[str, EventKind] = {
@@ -74,14 +66,12 @@ _FAILURE_SEVERITIES = frozenset({"ERROR", "CRITICAL", "ALERT", "EMERGENCY"})
 _RESOURCE_NAME = re.compile(r"projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances/(?P<instance>[^/]+)")
 _RESOURCE_NAME_FORM = "projects/PROJECT/zones/ZONE/instances/NAME"
 
-_RFC3339 = re.compile(
-    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
-    r"[Tt ]"
-    r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
-    r"(?:\.(?P<fraction>\d+))?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})",
-    re.ASCII,
-)
+# Compute Engine's naming rules: a project ID (optionally domain-scoped, "example.com:name"), a
+# zone, an instance name (RFC 1035 label) and an instance id (an unsigned 64-bit number).
+PROJECT_ID = re.compile(r"(?:[a-z][-a-z0-9.]{0,61}[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]", re.ASCII)
+ZONE = re.compile(r"[a-z]+(?:-[a-z]+)*[0-9]+-[a-z]", re.ASCII)
+INSTANCE_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
+INSTANCE_ID = re.compile(r"[0-9]{1,20}", re.ASCII)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +90,6 @@ class NodeEvent:
     insert_id: str
     principal: str | None
     method: str
-    log_name: str
 
     @property
     def event_id(self) -> str:
@@ -118,99 +107,6 @@ class IgnoredEvent:
     zone: str | None
     instance: str | None
     insert_id: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class PubsubMessage:
-    """A Pub/Sub message, whatever envelope it arrived in; ``data`` is already base64-decoded."""
-
-    data: bytes
-    attributes: Mapping[str, str] = field(hash=False)
-    message_id: str | None
-    publish_time: str | None
-
-
-# --- timestamps ------------------------------------------------------------------------------------------------
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp into an aware UTC datetime.
-
-    Accepts any number of fractional digits (Cloud Logging writes up to 9; extra digits are truncated to
-    microseconds, never rounded up into the next second) and ``Z`` or a numeric offset. Raises ValueError
-    with the reason otherwise.
-    """
-    match = _RFC3339.fullmatch(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not an RFC 3339 timestamp like 2026-10-02T08:14:07.512331Z")
-    fraction = match["fraction"] or ""
-    microsecond = int(fraction[:6].ljust(6, "0"))
-    offset = match["offset"]
-    if offset in {"Z", "z"}:
-        tz = UTC
-    else:
-        hours, minutes = int(offset[1:3]), int(offset[4:6])
-        if hours > 23 or minutes > 59:
-            raise ValueError(f"{value!r} has an invalid UTC offset {offset}")
-        delta = timedelta(hours=hours, minutes=minutes)
-        tz = timezone(-delta if offset[0] == "-" else delta)
-    try:
-        parsed = datetime(
-            int(match["year"]),
-            int(match["month"]),
-            int(match["day"]),
-            int(match["hour"]),
-            int(match["minute"]),
-            int(match["second"]),
-            microsecond,
-            tzinfo=tz,
-        )
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a valid date and time: {exc}") from exc
-    return parsed.astimezone(UTC)
-
-
-# --- small typed accessors over JSON ---------------------------------------------------------------------------
-
-
-def _mapping(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
-
-
-def _child(parent: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
-    return _mapping(parent.get(key)) if parent is not None else None
-
-
-def _text(parent: Mapping[str, Any] | None, key: str) -> str | None:
-    """A non-empty string field, else None."""
-    if parent is None:
-        return None
-    value = parent.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
-
-
-def _described(value: Any) -> str:
-    """The JSON type of ``value`` with its article, for messages like "timestamp is a number"."""
-    name = _type_name(value)
-    if name == "null":
-        return name
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 # --- LogEntry --------------------------------------------------------------------------------------------------
@@ -350,140 +246,38 @@ def parse_log_entry(entry: Mapping[str, Any]) -> NodeEvent | IgnoredEvent:
             )
         project = match["project"]
     zone = _text(labels, "zone") or match["zone"]
+    instance_id = _text(labels, "instance_id")
+    _check_name("project ID", project, PROJECT_ID)
+    _check_name("zone", zone, ZONE)
+    _check_name("instance name", match["instance"], INSTANCE_NAME)
+    if instance_id is not None:
+        _check_name("instance id", instance_id, INSTANCE_ID)
 
     return NodeEvent(
         kind=kind,
         project=project,
         zone=zone,
         instance=match["instance"],
-        instance_id=_text(labels, "instance_id"),
+        instance_id=instance_id,
         event_time=event_time,
         operation_id=_text(operation, "id"),
         insert_id=insert_id,
         principal=_text(_child(payload, "authenticationInfo"), "principalEmail"),
         method=method,
-        log_name=_text(entry, "logName") or "",
     )
 
 
-# --- Pub/Sub envelopes -----------------------------------------------------------------------------------------
-
-
-def _decode_base64(value: str, *, where: str) -> bytes:
-    """Decode standard or URL-safe base64, strictly (no stray characters)."""
-    padded = value + "=" * (-len(value) % 4)
-    try:
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        pass
-    if "+" in value or "/" in value:
-        raise MalformedEvent(f"{where} is not valid base64 (neither the standard nor the URL-safe alphabet)")
-    try:
-        return base64.b64decode(padded, altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedEvent(f"{where} is not valid base64: {exc}") from exc
-
-
-def _optional_text(message: Mapping[str, Any], *keys: str) -> str | None:
-    for key in keys:
-        value = message.get(key)
-        if value is not None and value != "":
-            return str(value)
-    return None
-
-
-def _message_from(
-    message: Mapping[str, Any], *, where: str, default_id: str | None = None, default_time: str | None = None
-) -> PubsubMessage:
-    if "data" not in message or message["data"] is None:
-        raise MalformedEvent(f"{where} has no data field (expected the base64-encoded LogEntry)")
-    raw = message["data"]
-    if isinstance(raw, bytes | bytearray):
-        try:
-            raw = bytes(raw).decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise MalformedEvent(f"{where}.data is not valid base64: {exc}") from exc
-    if not isinstance(raw, str):
-        raise MalformedEvent(f"{where}.data is {_described(raw)}, expected a base64 string")
-    data = _decode_base64(raw, where=f"{where}.data")
-
-    attributes = message.get("attributes")
-    if attributes is None:
-        attributes = {}
-    if not isinstance(attributes, Mapping):
-        raise MalformedEvent(f"{where}.attributes is {_described(attributes)}, expected an object")
-
-    return PubsubMessage(
-        data=data,
-        attributes={str(key): str(value) for key, value in attributes.items()},
-        message_id=_optional_text(message, "messageId", "message_id") or default_id,
-        publish_time=_optional_text(message, "publishTime", "publish_time") or default_time,
-    )
-
-
-def pubsub_message_from_cloudevent_data(data: Any) -> PubsubMessage:
-    """Extract the Pub/Sub message from a delivery, whatever its envelope.
-
-    Accepts the data of a ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvent (which is also the body
-    of a raw Pub/Sub push): ``{"message": {"data": <base64>, "attributes": ..., "messageId": ...,
-    "publishTime": ...}, "subscription": ...}`` (snake_case keys too), as a mapping or as its JSON in bytes or
-    str; the 1st-gen background-event payload, which is the PubsubMessage itself (``{"@type": ...,
-    "data": <base64>, "attributes": ...}``); and the legacy wrapper ``{"context": ..., "data": {PubsubMessage}}``.
-    """
-    if isinstance(data, bytes | bytearray | memoryview):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedEvent(f"CloudEvent data is not UTF-8 JSON: {exc}") from exc
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise MalformedEvent(f"CloudEvent data is not JSON: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise MalformedEvent(
-            f"CloudEvent data is not a JSON object: got {_type_name(data)} "
-            '(expected {"message": {"data": <base64>, ...}, "subscription": ...})'
-        )
-
-    if "message" in data:
-        message = _mapping(data["message"])
-        if message is None:
-            raise MalformedEvent(
-                f"CloudEvent data.message is {_described(data['message'])}, expected a Pub/Sub message object"
-            )
-        return _message_from(message, where="Pub/Sub message")
-
-    inner = _mapping(data.get("data"))
-    if inner is not None:
-        # 1st-gen background event: message id and publish time live in the context.
-        context = _child(data, "context")
-        return _message_from(
-            inner,
-            where="background event data",
-            default_id=_text(context, "eventId"),
-            default_time=_text(context, "timestamp"),
-        )
-
-    if "data" in data or str(data.get("@type", "")).endswith("PubsubMessage"):
-        return _message_from(data, where="Pub/Sub message")
-
-    raise MalformedEvent(
-        "CloudEvent data has no message field "
-        '(expected {"message": {"data": <base64>, ...}, "subscription": ...} or a legacy PubsubMessage)'
-    )
+def _check_name(what: str, value: str, rule: re.Pattern[str]) -> None:
+    if not rule.fullmatch(value):
+        raise MalformedEvent(f"LogEntry names the {what} {value[:100]!r}, which is not a valid Compute Engine {what}")
 
 
 def log_entry_from_message(message: PubsubMessage) -> dict[str, Any]:
     """The JSON LogEntry a log sink published as ``message``."""
     try:
-        text = message.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedEvent(f"Pub/Sub message data is not a JSON LogEntry: not UTF-8 ({exc})") from exc
-    try:
-        entry = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedEvent(f"Pub/Sub message data is not a JSON LogEntry: invalid JSON ({exc})") from exc
+        entry = jsonvalue.load(message.data, what="Pub/Sub message data")
+    except jsonvalue.JsonError as exc:
+        raise MalformedEvent(f"{exc} (expected a JSON LogEntry)") from None
     if not isinstance(entry, dict):
         raise MalformedEvent(
             f"Pub/Sub message data is not a JSON LogEntry: got a JSON {_type_name(entry)}, expected an object"

@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
-from functions.jobs import JOB_OPT_OUT, JOB_UID_LABELS, Verdict, decide_job, decide_pod, job_of, list_scopes
-from functions.model import Job, Owner, Pod
-from functions.policy import CleanupPolicy
+from functions.decisions.cleanup_policy import (
+    JOB_OPT_OUT,
+    JOB_UID_LABELS,
+    CleanupPolicy,
+    Verdict,
+    decide_job,
+    decide_pod,
+    job_of,
+    list_scopes,
+)
+from functions.decisions.model import Job, Owner, Pod
 
 NOW = datetime(2026, 10, 2, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -14,9 +14,10 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.audit import Audit
+from functions.decisions.actions import Action, Severity
+from functions.decisions.names import COMPONENT
+from functions.gateways.audit import Audit
 
-DEFAULT_TYPE_PREFIX = "io.gke-node-drainer"
 DRAINED = "node.drained"
 DRAIN_FAILED = "node.drain_failed"
 UNCORDONED = "node.uncordoned"
@@ -45,7 +46,7 @@ def cloud_event(
 class OutcomePublisher:
     """Publishes outcome events to one topic; ``topic`` None turns it into a no-op."""
 
-    def __init__(self, *, topic: str | None, type_prefix: str = DEFAULT_TYPE_PREFIX) -> None:
+    def __init__(self, *, topic: str | None, type_prefix: str) -> None:
         self.topic = topic
         self.type_prefix = type_prefix
         self._client: Any = None
@@ -68,7 +69,7 @@ class OutcomePublisher:
         event = cloud_event(
             type_prefix=self.type_prefix,
             kind=kind,
-            source=f"//gke-node-drainer/clusters/{cluster}",
+            source=f"//{COMPONENT}/clusters/{cluster}",
             subject=node,
             data=data,
         )
@@ -79,9 +80,9 @@ class OutcomePublisher:
             future = self._publisher().publish(self.topic, json.dumps(event, default=str).encode(), **attributes)
         except Exception as exc:  # a bad topic name, no credentials: report, never fail the work
             audit.record(
-                "outcome.publish_failed",
+                Action.OUTCOME_PUBLISH_FAILED,
                 f"could not publish {event['type']}: {exc}",
-                severity="WARNING",
+                severity=Severity.WARNING,
                 topic=self.topic,
                 error=str(exc),
             )
@@ -98,13 +99,17 @@ class OutcomePublisher:
                 message_id = future.result(timeout=timeout)
             except Exception as exc:  # NotFound topic, permission, timeout
                 audit.record(
-                    "outcome.publish_failed",
+                    Action.OUTCOME_PUBLISH_FAILED,
                     f"could not publish {kind}: {exc}",
-                    severity="WARNING",
+                    severity=Severity.WARNING,
                     topic=self.topic,
                     error=str(exc)[:300],
                 )
             else:
                 audit.record(
-                    "outcome.published", f"published {kind}", topic=self.topic, message_id=message_id, outcome_type=kind
+                    Action.OUTCOME_PUBLISHED,
+                    f"published {kind}",
+                    topic=self.topic,
+                    message_id=message_id,
+                    outcome_type=kind,
                 )

@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from functions.decisions.actions import Action, Severity
 from functions.errors import PermanentError
-from functions.service import Service
+from functions.usecases.node_events import NodeEvents
+from functions.usecases.runtime import Runtime
 
 DEFAULT_GRACE_SECONDS = 150.0
 
@@ -40,8 +42,9 @@ def envelope(message: Any) -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, service: Service, *, subscription: str, max_messages: int, grace: float) -> None:
-        self.service = service
+    def __init__(self, runtime: Runtime, *, subscription: str, max_messages: int, grace: float) -> None:
+        self.runtime = runtime
+        self.events = NodeEvents(runtime)
         self.subscription = subscription
         self.max_messages = max_messages
         self.grace = grace
@@ -49,7 +52,7 @@ class Worker:
 
     def handle(self, message: Any) -> None:
         try:
-            self.service.handle_pubsub(envelope(message), trigger="worker", delivery_id=message.message_id)
+            self.events.handle_delivery(envelope(message), trigger="worker", delivery_id=message.message_id)
         except PermanentError:
             message.ack()  # bad input or nothing to do: audited, never redelivered
         except Exception:  # transient (and anything unexpected): let Pub/Sub redeliver
@@ -73,8 +76,8 @@ class Worker:
             scheduler=ThreadScheduler(executor),
             await_callbacks_on_shutdown=True,
         )
-        self.service.audit.record(
-            "worker.started",
+        self.runtime.audit.record(
+            Action.WORKER_STARTED,
             f"pulling {self.subscription}",
             subscription=self.subscription,
             max_messages=self.max_messages,
@@ -82,12 +85,12 @@ class Worker:
         while not self._stop.wait(0.5):
             if future.done():  # the stream failed for good
                 error = future.exception()
-                self.service.audit.record(
-                    "worker.failed", f"streaming pull ended: {error}", severity="ERROR", error=str(error)
+                self.runtime.audit.record(
+                    Action.WORKER_FAILED, f"streaming pull ended: {error}", severity=Severity.ERROR, error=str(error)
                 )
                 return 1
-        self.service.audit.record(
-            "worker.stopping", "stopped pulling; waiting for in-flight work", grace_seconds=self.grace
+        self.runtime.audit.record(
+            Action.WORKER_STOPPING, "stopped pulling; waiting for in-flight work", grace_seconds=self.grace
         )
         future.cancel()  # no new messages; with await_callbacks_on_shutdown the result waits for callbacks
         done = threading.Event()
@@ -100,12 +103,12 @@ class Worker:
         threading.Thread(target=wait, daemon=True).start()
         finished = done.wait(self.grace)
         subscriber.close()
-        self.service.audit.record(
-            "worker.stopped",
+        self.runtime.audit.record(
+            Action.WORKER_STOPPED,
             "in-flight work finished" if finished else "grace period over with work still running",
             clean=finished,
         )
-        self.service.finish()
+        self.runtime.finish()
         return 0 if finished else 2
 
 
@@ -127,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.subscription.startswith("projects/") or "/subscriptions/" not in args.subscription:
         parser.error("--subscription must be projects/PROJECT/subscriptions/NAME")
     runner = Worker(
-        Service.from_environment(),
+        Runtime.from_environment(),
         subscription=args.subscription,
         max_messages=args.max_messages,
         grace=args.grace_seconds,

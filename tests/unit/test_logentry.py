@@ -1,4 +1,4 @@
-"""Unit tests for functions.events: LogEntry classification, timestamps and Pub/Sub envelopes (pure, no cluster)."""
+"""Unit tests for the LogEntry parser, its Pub/Sub envelope and the RFC 3339 parser (pure, no cluster)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,16 @@ from typing import Any
 import pytest
 from cloudevents.http import from_http
 
-from functions.errors import MalformedEvent, PermanentError
-from functions.events import (
+from functions.decisions.envelope import PubsubMessage, unwrap
+from functions.decisions.logentry import (
     EventKind,
     IgnoredEvent,
     NodeEvent,
-    PubsubMessage,
     log_entry_from_message,
     parse_log_entry,
-    parse_rfc3339,
-    pubsub_message_from_cloudevent_data,
 )
+from functions.decisions.times import parse_rfc3339
+from functions.errors import MalformedEvent, PermanentError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -35,7 +34,6 @@ SPOT_INSTANCE_ID = "7310455628112203391"
 SPOT_INSERT_ID = "k1f9qze3a8b"
 SPOT_OPERATION_ID = "systemevent-1759392840201-6400a1b2c3d4e-5f6a7b8c-9d0e1f2a"
 SPOT_TIME = datetime(2026, 10, 2, 8, 14, 7, 512331, tzinfo=UTC)
-SYSTEM_EVENT_LOG = "projects/acme-prod/logs/cloudaudit.googleapis.com%2Fsystem_event"
 
 MIG_ZONE = "europe-west4-a"
 MIG_INSTANCE = "gke-payments-default-pool-81d0c4f2-q9zt"
@@ -44,7 +42,6 @@ MIG_INSERT_ID = "-x3v9kqe2ld1"
 MIG_OPERATION_ID = "operation-1759397411090-64011d2e3f4a5-6b7c8d9e-0f1a2b3c"
 MIG_PRINCIPAL = "481516234200@cloudservices.gserviceaccount.com"
 MIG_TIME = datetime(2026, 10, 2, 9, 30, 11, 104000, tzinfo=UTC)
-ACTIVITY_LOG = "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity"
 
 # The headers of fixtures/cloudevent-pubsub-binary.http (its body is fixtures/cloudevent-pubsub-binary.json).
 CLOUDEVENT_HEADERS = {
@@ -67,7 +64,6 @@ EXPECTED_PREEMPTED = NodeEvent(
     insert_id=SPOT_INSERT_ID,
     principal="system@google.com",
     method="compute.instances.preempted",
-    log_name=SYSTEM_EVENT_LOG,
 )
 
 EXPECTED_MIG_DELETE = NodeEvent(
@@ -81,7 +77,6 @@ EXPECTED_MIG_DELETE = NodeEvent(
     insert_id=MIG_INSERT_ID,
     principal=MIG_PRINCIPAL,
     method="v1.compute.instances.delete",
-    log_name=ACTIVITY_LOG,
 )
 
 
@@ -486,13 +481,6 @@ def test_missing_project_label_falls_back_to_a_project_id_in_the_resource_name()
     assert parse_log_entry(entry) == EXPECTED_PREEMPTED
 
 
-def test_missing_log_name_gives_an_empty_log_name() -> None:
-    entry = preempted_entry()
-    del entry["logName"]
-
-    assert parse_log_entry(entry) == dataclasses.replace(EXPECTED_PREEMPTED, log_name="")
-
-
 # --- event_id ----------------------------------------------------------------------------------------------------
 
 
@@ -518,8 +506,8 @@ def test_event_id_falls_back_to_the_insert_id(operation: dict[str, Any] | None) 
 
 
 def test_event_id_is_stable_across_redelivery() -> None:
-    first = pubsub_message_from_cloudevent_data(entry_message(preempted_entry(), messageId="1"))
-    again = pubsub_message_from_cloudevent_data(entry_message(preempted_entry(), messageId="2"))
+    first = unwrap(entry_message(preempted_entry(), messageId="1"))
+    again = unwrap(entry_message(preempted_entry(), messageId="2"))
 
     one = expect_event(parse_log_entry(log_entry_from_message(first)))
     two = expect_event(parse_log_entry(log_entry_from_message(again)))
@@ -627,6 +615,52 @@ def _malformed_entries() -> list[Any]:
                 "is not of the form projects/PROJECT/zones/ZONE/instances/NAME",
             )
         )
+    # Names that would become other paths (or other objects) if they reached an API unchecked.
+    hostile = {
+        "instance": [
+            "..",
+            ".",
+            "a%2Fb",
+            "gke-a%2F..%2Fb",
+            "Gke-Upper",
+            "gke-a?watch=true",
+            "gke-\u00e9",
+            "a" * 64,
+            "-a",
+        ],
+        "zone": ["..", "europe-west4-b%2F..", "EUROPE-WEST4-B", "europe-west4"],
+        "project": ["..", "acme%2Fprod", "ACME", "a"],
+    }
+    for instance in hostile["instance"]:
+        cases.append(
+            (
+                f"hostile-instance-{instance[:20]}",
+                _with(
+                    spot, "protoPayload.resourceName", f"projects/acme-prod/zones/europe-west4-b/instances/{instance}"
+                ),
+                "not a valid Compute Engine instance name",
+            )
+        )
+    for zone in hostile["zone"]:
+        cases.append(
+            (f"hostile-zone-{zone}", _with(spot, "resource.labels.zone", zone), "not a valid Compute Engine zone")
+        )
+    for project in hostile["project"]:
+        cases.append(
+            (
+                f"hostile-project-{project}",
+                _with(spot, "resource.labels.project_id", project),
+                "not a valid Compute Engine project ID",
+            )
+        )
+    for instance_id in ["12a", "-1", "1" * 21, "../1"]:
+        cases.append(
+            (
+                f"hostile-instance-id-{instance_id}",
+                _with(spot, "resource.labels.instance_id", instance_id),
+                "not a valid Compute Engine instance id",
+            )
+        )
     return [pytest.param(entry, message, id=case_id) for case_id, entry, message in cases]
 
 
@@ -732,16 +766,7 @@ def _cloudevent_body() -> bytes:
 
 
 def test_cloudevent_fixture_message_fields() -> None:
-    message = pubsub_message_from_cloudevent_data(json.loads(_cloudevent_body()))
-
-    assert message.message_id == "16042958821190034"
-    assert message.publish_time == "2026-10-02T08:14:08.731Z"
-    assert message.attributes == {"logging.googleapis.com/timestamp": "2026-10-02T08:14:07.512331Z"}
-    assert json.loads(message.data) == preempted_entry()
-
-
-def test_legacy_background_fixture_message_fields_come_from_the_context() -> None:
-    message = pubsub_message_from_cloudevent_data(load_json("background-event-legacy.json"))
+    message = unwrap(json.loads(_cloudevent_body()))
 
     assert message.message_id == "16042958821190034"
     assert message.publish_time == "2026-10-02T08:14:08.731Z"
@@ -756,11 +781,6 @@ def _raw_push_converted() -> dict[str, Any]:
     for camel in ("messageId", "publishTime"):
         del message[camel]
     return body
-
-
-def _legacy_message_itself() -> dict[str, Any]:
-    message: dict[str, Any] = load_json("background-event-legacy.json")["data"]
-    return message
 
 
 def _urlsafe_alphabet() -> dict[str, Any]:
@@ -783,9 +803,6 @@ ENVELOPES = [
     pytest.param(lambda: _cloudevent_body().decode("utf-8"), id="cloudevent-data-str"),
     pytest.param(lambda: from_http(CLOUDEVENT_HEADERS, _cloudevent_body()).data, id="cloudevents-sdk-binary-mode"),
     pytest.param(_raw_push_converted, id="raw-push-converted"),
-    pytest.param(lambda: load_json("background-event-legacy.json"), id="legacy-wrapper"),
-    pytest.param(_legacy_message_itself, id="legacy-pubsub-message"),
-    pytest.param(lambda: json.dumps(load_json("background-event-legacy.json")).encode(), id="legacy-wrapper-bytes"),
     pytest.param(_urlsafe_alphabet, id="urlsafe-base64"),
     pytest.param(_unpadded, id="unpadded-base64"),
 ]
@@ -793,7 +810,7 @@ ENVELOPES = [
 
 @pytest.mark.parametrize("make_data", ENVELOPES)
 def test_every_envelope_yields_the_fixture_node_event(make_data: Any) -> None:
-    message = pubsub_message_from_cloudevent_data(make_data())
+    message = unwrap(make_data())
 
     event = parse_log_entry(log_entry_from_message(message))
 
@@ -802,21 +819,21 @@ def test_every_envelope_yields_the_fixture_node_event(make_data: Any) -> None:
 
 
 def test_raw_push_converted_uses_snake_case_ids() -> None:
-    message = pubsub_message_from_cloudevent_data(_raw_push_converted())
+    message = unwrap(_raw_push_converted())
 
     assert message.message_id == "16042958821190034"
     assert message.publish_time == "2026-10-02T08:14:08.731Z"
 
 
 def test_message_without_attributes_or_ids() -> None:
-    message = pubsub_message_from_cloudevent_data({"message": {"data": b64(b"{}")}})
+    message = unwrap({"message": {"data": b64(b"{}")}})
 
     assert message == PubsubMessage(data=b"{}", attributes={}, message_id=None, publish_time=None)
     assert log_entry_from_message(message) == {}
 
 
 def test_mig_delete_through_an_envelope() -> None:
-    message = pubsub_message_from_cloudevent_data(entry_message(mig_delete_entry(), messageId="42"))
+    message = unwrap(entry_message(mig_delete_entry(), messageId="42"))
 
     assert message.message_id == "42"
     assert parse_log_entry(log_entry_from_message(message)) == EXPECTED_MIG_DELETE
@@ -828,7 +845,7 @@ def test_mig_delete_through_an_envelope() -> None:
         pytest.param([1, 2], "CloudEvent data is not a JSON object: got array", id="array"),
         pytest.param(None, "CloudEvent data is not a JSON object: got null", id="null"),
         pytest.param(b"\xff\xfe{}", "CloudEvent data is not UTF-8 JSON", id="bytes-not-utf8"),
-        pytest.param(b"{not json", "CloudEvent data is not JSON", id="bytes-not-json"),
+        pytest.param(b"{not json", "CloudEvent data is not valid JSON", id="bytes-not-json"),
         pytest.param("[]", "CloudEvent data is not a JSON object: got array", id="str-json-array"),
         pytest.param({"subscription": "projects/p/subscriptions/s"}, "has no message field", id="no-message"),
         pytest.param({"message": "aGVsbG8="}, "data.message is a string", id="message-not-object"),
@@ -845,20 +862,17 @@ def test_mig_delete_through_an_envelope() -> None:
             id="attributes-not-object",
         ),
         pytest.param(
-            {"context": {"eventId": "1"}, "data": {"attributes": {}}},
-            "background event data has no data field",
-            id="legacy-wrapper-without-data",
+            {"context": {"eventId": "1"}, "data": {"data": "e30="}},
+            "has no message field",
+            id="legacy-wrapper-is-converted-by-the-framework-not-here",
         ),
-        pytest.param(
-            {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage", "attributes": {}},
-            "Pub/Sub message has no data field",
-            id="legacy-message-without-data",
-        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nests deeper than", id="deeply-nested-str"),
+        pytest.param(b"[" * 100_000, "nests deeper than", id="deeply-nested-unterminated"),
     ],
 )
 def test_bad_envelopes_are_malformed(data: Any, message: str) -> None:
     with pytest.raises(MalformedEvent) as caught:
-        pubsub_message_from_cloudevent_data(data)
+        unwrap(data)
 
     assert message in str(caught.value)
 
@@ -870,9 +884,10 @@ def _message(data: bytes) -> PubsubMessage:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        pytest.param(b"\xff\xfe\x00", "Pub/Sub message data is not a JSON LogEntry: not UTF-8", id="not-utf8"),
-        pytest.param(b"protoPayload: {}", "Pub/Sub message data is not a JSON LogEntry: invalid JSON", id="not-json"),
-        pytest.param(b"", "Pub/Sub message data is not a JSON LogEntry: invalid JSON", id="empty"),
+        pytest.param(b"\xff\xfe\x00", "Pub/Sub message data is not UTF-8", id="not-utf8"),
+        pytest.param(b"protoPayload: {}", "Pub/Sub message data is not valid JSON", id="not-json"),
+        pytest.param(b"", "Pub/Sub message data is not valid JSON", id="empty"),
+        pytest.param(b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "nests deeper than", id="deeply-nested"),
         pytest.param(b"[{}]", "Pub/Sub message data is not a JSON LogEntry: got a JSON array", id="json-array"),
         pytest.param(b'"entry"', "Pub/Sub message data is not a JSON LogEntry: got a JSON string", id="json-string"),
         pytest.param(b"null", "Pub/Sub message data is not a JSON LogEntry: got a JSON null", id="json-null"),
@@ -888,7 +903,7 @@ def test_log_entry_from_message_rejects_non_object_data(data: bytes, message: st
 def test_bad_data_through_the_whole_pipeline_is_malformed() -> None:
     body = {"message": {"data": b64(b"\xc3\x28 not utf-8"), "messageId": "5"}}
 
-    message = pubsub_message_from_cloudevent_data(body)
+    message = unwrap(body)
     with pytest.raises(MalformedEvent, match="not UTF-8"):
         log_entry_from_message(message)
 

@@ -1,0 +1,321 @@
+"""Typed access to one cluster's API server with the verbs the drainer uses.
+
+Requests go through the kubernetes client's connection pool and auth machinery
+(:mod:`functions.gateways.kube.connection`), but bodies are read as JSON into the project's own
+frozen dataclasses (no generated models on the hot path). Every name put into a path is escaped.
+Every write takes ``dry_run`` and sends ``dryRun=All`` when it is set, so a dry run still
+exercises admission and RBAC but changes nothing. Failures raise the errors of
+:mod:`functions.gateways.kube.errors`, which keep the server's Status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.rest import RESTResponse
+
+from functions.decisions.model import Job, Node, Pod
+from functions.decisions.names import FIELD_MANAGER
+from functions.decisions.settings import DEFAULT_CONTAINER_API, ClusterConfig
+from functions.gateways.kube.connection import connect
+from functions.gateways.kube.errors import (
+    ApiStatus,
+    ApiUnavailable,
+    NotFound,
+    error_for,
+    raise_for,
+    unreachable,
+)
+
+DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+
+
+def _seg(name: str) -> str:
+    """One path segment: escaped, so that '/', '%', '..' or '?' in a name can never change the path."""
+    return quote(name, safe="")
+
+
+class WatchEvent(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+class EvictionOutcome(StrEnum):
+    EVICTED = "evicted"  # accepted: the pod is now terminating
+    GONE = "gone"  # 404/409: the pod (with this UID) no longer exists
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget allows no disruption now
+    MULTIPLE_PDBS = "multiple_pdbs"  # 500: more than one PDB selects the pod
+    NAMESPACE_TERMINATING = "namespace_terminating"  # 403: the namespace is going; its pods will be deleted
+    UNAVAILABLE = "unavailable"  # transient failure; retry
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvictionResult:
+    outcome: EvictionOutcome
+    message: str = ""
+    pdb: str | None = None
+    status: ApiStatus | None = None
+
+
+# ------------------------------------------------------------------ client
+class ClusterClient:
+    """Typed access to one cluster's API server with the verbs the drainer uses."""
+
+    def __init__(
+        self, cluster: ClusterConfig, *, timeout: float, container_api: str = DEFAULT_CONTAINER_API, pool_size: int = 64
+    ) -> None:
+        self.cluster = cluster
+        self.timeout = timeout
+        self._api = connect(cluster, timeout=timeout, container_api=container_api, pool_size=pool_size)
+
+    def close(self) -> None:
+        self._api.close()
+
+    # ------------------------------------------------------------ plumbing
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | tuple[float, float] | None = None,
+        stream: bool = False,
+    ) -> RESTResponse:
+        headers = {"Accept": "application/json"}
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            payload = body  # the client serializes JSON bodies (merge-patch+json included)
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            m, url, hdrs, _, _ = self._api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=params,
+                header_params=headers,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(
+                m, url, header_params=hdrs, body=payload, _request_timeout=timeout or self.timeout
+            )
+        except (urllib3.exceptions.HTTPError, OSError, k8s.ApiException) as exc:
+            # ApiException: raised by the client itself for TLS and protocol failures
+            raise unreachable(f"{method} {path}", exc) from None
+        if not stream:
+            response.read()
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        data = response.data
+        if not 200 <= response.status < 300:
+            raise_for(response.status, data, request=f"{method} {path}")
+        if not data:
+            return {}
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise ApiUnavailable(
+                ApiStatus(code=response.status, message="the answer is not JSON"), request=f"{method} {path}"
+            ) from None
+
+    @staticmethod
+    def _dry(dry_run: bool) -> dict[str, str]:
+        return {"dryRun": "All"} if dry_run else {}
+
+    # --------------------------------------------------------------- nodes
+    def get_node(self, name: str) -> Node | None:
+        try:
+            return Node.from_json(self._json("GET", f"/api/v1/nodes/{_seg(name)}"))
+        except NotFound:
+            return None
+
+    def patch_node(
+        self,
+        name: str,
+        *,
+        resource_version: str,
+        unschedulable: bool | None = None,
+        annotations: Mapping[str, str | None] | None = None,
+        dry_run: bool = False,
+    ) -> Node:
+        """JSON merge patch guarded by resourceVersion: raises Conflict when the node changed."""
+        patch: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
+        if annotations:
+            patch["metadata"]["annotations"] = dict(annotations)
+        if unschedulable is not None:
+            patch["spec"] = {"unschedulable": unschedulable}
+        query = {**self._dry(dry_run), "fieldManager": FIELD_MANAGER}
+        return Node.from_json(
+            self._json(
+                "PATCH",
+                f"/api/v1/nodes/{_seg(name)}",
+                body=patch,
+                content_type="application/merge-patch+json",
+                query=query,
+            )
+        )
+
+    def list_nodes(self, *, label_selector: str | None = None) -> list[Node]:
+        body = self._json("GET", "/api/v1/nodes", query={"labelSelector": label_selector})
+        return [Node.from_json(item) for item in body.get("items") or []]
+
+    def watch_node(self, name: str, *, resource_version: str, timeout: float) -> Iterator[tuple[WatchEvent, Node]]:
+        query = {"fieldSelector": f"metadata.name={name}", "resourceVersion": resource_version}
+        for kind, obj in self._watch("/api/v1/nodes", query, timeout):
+            yield kind, Node.from_json(obj)
+
+    # ---------------------------------------------------------------- pods
+    def list_pods_on_node(self, node: str) -> tuple[list[Pod], str]:
+        body = self._json("GET", "/api/v1/pods", query={"fieldSelector": f"spec.nodeName={node}"})
+        pods = [Pod.from_json(item) for item in body.get("items") or []]
+        return pods, str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch_pods_on_node(
+        self, node: str, *, resource_version: str, timeout: float
+    ) -> Iterator[tuple[WatchEvent, Pod]]:
+        query = {"fieldSelector": f"spec.nodeName={node}", "resourceVersion": resource_version}
+        for kind, obj in self._watch("/api/v1/pods", query, timeout):
+            yield kind, Pod.from_json(obj)
+
+    def _watch(
+        self, path: str, query: Mapping[str, str], timeout: float
+    ) -> Iterator[tuple[WatchEvent, Mapping[str, Any]]]:
+        """Stream watch events until ``timeout``; ends quietly on expiry, a closed stream or 410 Gone."""
+        seconds = max(1, int(timeout + 0.999))
+        params = {**query, "watch": "true", "allowWatchBookmarks": "false", "timeoutSeconds": str(seconds)}
+        response = self._request("GET", path, query=params, timeout=(self.timeout, seconds + 5), stream=True)
+        raw = response.response
+        try:
+            if response.status != 200:
+                raise_for(response.status, raw.read(), request=f"watch {path}")
+            buffer = b""
+            for chunk in raw.stream(65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except (ValueError, RecursionError):
+                        event = None
+                    if not isinstance(event, dict):  # a torn or garbled line: end, the caller relists
+                        raise ApiUnavailable(
+                            ApiStatus(code=200, message="malformed watch event"), request=f"watch {path}"
+                        )
+                    kind = event.get("type")
+                    if kind == "ERROR":  # e.g. 410 Gone: the caller relists
+                        return
+                    if isinstance(kind, str) and kind in WatchEvent.__members__:
+                        yield WatchEvent(kind), event.get("object") or {}
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise unreachable(f"watch {path}", exc) from None
+        finally:  # also when the consumer stops early: the stream never outlives its watch
+            raw.close()
+            raw.release_conn()
+
+    def evict(self, pod: Pod, *, dry_run: bool = False) -> EvictionResult:
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": pod.name, "namespace": pod.namespace},
+            "deleteOptions": {"preconditions": {"uid": pod.uid}, **({"dryRun": ["All"]} if dry_run else {})},
+        }
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}/eviction"
+        try:
+            response = self._request("POST", path, body=body)
+        except ApiUnavailable as exc:
+            return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(exc), status=exc.status)
+        code = response.status
+        if 200 <= code < 300:
+            return EvictionResult(outcome=EvictionOutcome.EVICTED)
+        error = error_for(code, response.data, request=f"POST {path}")
+        status = error.status
+        if code in (404, 409):
+            return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
+        if code == 429:
+            return EvictionResult(
+                outcome=EvictionOutcome.BLOCKED, message=status.message, pdb=_blocking_pdb(status), status=status
+            )
+        if code == 403 and status.has_cause(NAMESPACE_TERMINATING_CAUSE):
+            return EvictionResult(outcome=EvictionOutcome.NAMESPACE_TERMINATING, message=status.message, status=status)
+        if code == 500 and "more than one poddisruptionbudget" in status.message.lower():
+            # The API server sends no cause or reason of its own for this refusal (InternalError).
+            return EvictionResult(outcome=EvictionOutcome.MULTIPLE_PDBS, message=status.message, status=status)
+        if isinstance(error, ApiUnavailable):
+            return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(error), status=status)
+        raise error
+
+    def list_pods(
+        self, field_selector: str, *, limit: int, token: str | None, namespace: str | None = None
+    ) -> tuple[list[Pod], str]:
+        """One page of pods in ``namespace`` (all namespaces when None); returns (pods, continue token or "")."""
+        body = self._json(
+            "GET",
+            _scoped("/api/v1", namespace, "pods"),
+            query={"fieldSelector": field_selector, "limit": str(limit), "continue": token},
+        )
+        return [Pod.from_json(item) for item in body.get("items") or []], _continue(body)
+
+    def list_jobs(self, *, limit: int, token: str | None, namespace: str | None = None) -> tuple[list[Job], str]:
+        """One page of Jobs in ``namespace`` (all namespaces when None); returns (jobs, continue token or "")."""
+        body = self._json(
+            "GET", _scoped("/apis/batch/v1", namespace, "jobs"), query={"limit": str(limit), "continue": token}
+        )
+        return [Job.from_json(item) for item in body.get("items") or []], _continue(body)
+
+    def delete_job(self, job: Job, *, dry_run: bool = False) -> bool:
+        """Delete with its pods (Background propagation) and a UID precondition; False when already gone."""
+        options: dict[str, Any] = {"propagationPolicy": "Background", "preconditions": {"uid": job.uid}}
+        if dry_run:
+            options["dryRun"] = ["All"]
+        return self._delete(f"/apis/batch/v1/namespaces/{_seg(job.namespace)}/jobs/{_seg(job.name)}", options)
+
+    def delete_pod(self, pod: Pod, *, grace_seconds: int | None = None, dry_run: bool = False) -> bool:
+        """Delete with a UID precondition; False when that pod is already gone."""
+        options: dict[str, Any] = {"preconditions": {"uid": pod.uid}}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if dry_run:
+            options["dryRun"] = ["All"]
+        return self._delete(f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}", options)
+
+    def _delete(self, path: str, options: Mapping[str, Any]) -> bool:
+        """A DELETE whose answer body is not needed: True when accepted, False when already gone
+        (404, or 409 for a UID precondition that no longer matches)."""
+        response = self._request("DELETE", path, body=dict(options))
+        if 200 <= response.status < 300:
+            return True
+        if response.status in (404, 409):
+            return False
+        raise error_for(response.status, response.data, request=f"DELETE {path}")
+
+
+def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
+    return f"{group_version}/namespaces/{_seg(namespace)}/{resource}" if namespace else f"{group_version}/{resource}"
+
+
+def _continue(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("continue") or "")
+
+
+def _blocking_pdb(status: ApiStatus) -> str | None:
+    """The PDB that refused an eviction, from the Status's DisruptionBudget cause
+    ("The disruption budget NAME needs ...": the name is only in the cause's message)."""
+    prefix = "The disruption budget "
+    for cause in status.causes:
+        if cause.reason == DISRUPTION_BUDGET_CAUSE and cause.message.startswith(prefix):
+            return cause.message[len(prefix) :].split(" ", 1)[0] or None
+    return None

@@ -1,0 +1,142 @@
+"""How the function reaches one cluster's API server: endpoint, CA and credentials.
+
+- ``google``: the function's Google identity (short-lived access token, refreshed early); the
+  endpoint and CA come from the configuration or from the Container API (``clusters.get``).
+- ``token_file``: a static bearer token in a file, re-read when the file changes (rotation).
+- ``kubeconfig``: a kubeconfig file (local runs).
+The CA stays in memory: no temporary files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from functions.decisions.settings import AuthMode, ClusterConfig
+from functions.errors import PermanentError
+from functions.gateways.google_identity import GoogleIdentity
+from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable
+
+USER_AGENT = "gke-node-drainer/0.1"
+
+
+class ClusterSetupError(PermanentError):
+    """The cluster's client cannot be built from the configuration (bad CA, unreadable token file,
+    a cluster the Container API does not know)."""
+
+
+class _TokenFile:
+    """A bearer token read from a file, re-read when the file changes (rotation)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._token = ""
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            try:
+                mtime = os.stat(self.path).st_mtime
+                if mtime != self._mtime:
+                    with open(self.path, encoding="utf-8") as handle:
+                        self._token = handle.read().strip()
+                    self._mtime = mtime
+            except OSError as exc:
+                raise ClusterSetupError(f"cannot read the token file {self.path}: {exc.strerror}") from None
+            if not self._token:
+                raise ClusterSetupError(f"the token file {self.path} is empty")
+            return self._token
+
+
+def _pem(ca_data: str) -> str:
+    text = ca_data.strip()
+    if text.startswith("-----BEGIN"):
+        return text + "\n"
+    try:
+        decoded = base64.b64decode(text, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ClusterSetupError("the cluster CA is neither PEM nor base64-encoded PEM") from None
+    if not decoded.lstrip().startswith("-----BEGIN"):
+        raise ClusterSetupError("the cluster CA does not decode to a PEM certificate")
+    return decoded
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    url: str
+    ca_pem: str
+
+
+def discover_endpoint(cluster: ClusterConfig, *, container_api: str, timeout: float) -> Endpoint:
+    """Read the endpoint and CA of a GKE cluster from the Container API (clusters.get)."""
+    url = f"{container_api.rstrip('/')}/v1/{cluster.resource_name}"
+    request = f"GET {url}"
+    try:
+        response = GoogleIdentity.session().get(url, timeout=timeout)
+    except Exception as exc:  # requests/google-auth transport errors
+        raise ApiUnavailable(ApiStatus(code=0, message=type(exc).__name__), request=request) from None
+    if response.status_code in (401, 403):
+        raise ApiForbidden(
+            ApiStatus(code=response.status_code, message=f"clusters.get denied on {cluster.resource_name}"),
+            request=request,
+        )
+    if response.status_code == 404:
+        raise ClusterSetupError(f"cluster {cluster.resource_name} does not exist (Container API 404)")
+    if response.status_code != 200:
+        raise ApiUnavailable(ApiStatus(code=response.status_code), request=request)
+    try:
+        body = response.json()
+    except ValueError:
+        raise ApiUnavailable(ApiStatus(code=200, message="the answer is not JSON"), request=request) from None
+    endpoint = body.get("endpoint") if isinstance(body, dict) else None
+    ca = (body.get("masterAuth") or {}).get("clusterCaCertificate") if isinstance(body, dict) else None
+    if not endpoint or not ca:
+        raise ClusterSetupError(f"Container API returned no endpoint or CA for {cluster.resource_name}")
+    return Endpoint(url=f"https://{endpoint}", ca_pem=_pem(ca))
+
+
+def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_size: int) -> k8s.ApiClient:
+    """A kubernetes ApiClient for ``cluster``, authenticated as its auth mode says."""
+    if cluster.auth is AuthMode.KUBECONFIG:
+        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=cluster.kubeconfig, context=cluster.context)
+        api.configuration.connection_pool_maxsize = pool_size
+        api.rest_client = type(api.rest_client)(api.configuration)
+        return api
+    configuration = k8s.Configuration()
+    if cluster.endpoint:
+        configuration.host = cluster.endpoint
+        if cluster.ca_data:
+            configuration.ca_cert_data = _pem(cluster.ca_data)
+        else:
+            configuration.ssl_ca_cert = cluster.ca_file
+    else:
+        endpoint = discover_endpoint(cluster, container_api=container_api, timeout=timeout)
+        configuration.host = endpoint.url
+        configuration.ca_cert_data = endpoint.ca_pem
+    configuration.connection_pool_maxsize = pool_size
+    # One quick retry of a refused connection; reads are never replayed by urllib3.
+    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, backoff_factor=0.1)
+    source: Callable[[], str] = (
+        _TokenFile(cluster.token_file).token
+        if cluster.auth is AuthMode.TOKEN_FILE and cluster.token_file
+        else GoogleIdentity.token
+    )
+
+    def refresh(conf: k8s.Configuration) -> None:
+        conf.api_key["authorization"] = source()
+
+    configuration.api_key = {"authorization": ""}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
+    api = k8s.ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return api
