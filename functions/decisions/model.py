@@ -20,7 +20,6 @@ class ReadyCondition:
     status: str  # "True", "False", "Unknown" ("Unknown" too when the condition is missing)
     last_heartbeat: datetime | None
     last_transition: datetime | None
-    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +30,6 @@ class Node:
     provider_id: str
     unschedulable: bool
     annotations: Mapping[str, str]
-    labels: Mapping[str, str]
     boot_id: str
     ready: ReadyCondition
     unschedulable_manager: str | None = None  # the field manager that owns spec.unschedulable
@@ -47,13 +45,11 @@ class Node:
             provider_id=spec.get("providerID", ""),
             unschedulable=bool(spec.get("unschedulable", False)),
             annotations=dict(meta.get("annotations") or {}),
-            labels=dict(meta.get("labels") or {}),
             boot_id=(status.get("nodeInfo") or {}).get("bootID", ""),
             ready=ReadyCondition(
                 status=ready.get("status", "Unknown") if ready else "Unknown",
                 last_heartbeat=parse_time(ready.get("lastHeartbeatTime")) if ready else None,
                 last_transition=parse_time(ready.get("lastTransitionTime")) if ready else None,
-                reason=ready.get("reason", "") if ready else "",
             ),
             unschedulable_manager=_field_manager(meta, "f:spec", "f:unschedulable"),
         )

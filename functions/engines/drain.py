@@ -82,9 +82,6 @@ class DrainReport:
     message: str = ""
     transient_failures: int = 0  # pods left because the API server failed, not because of a budget
 
-    def count(self, *results: PodResult) -> int:
-        return sum(1 for p in self.pods if p.result in results)
-
     def summary(self) -> dict[str, object]:
         counts: dict[str, int] = {}
         for p in self.pods:

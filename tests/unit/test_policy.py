@@ -96,13 +96,11 @@ def make_node(
         provider_id=f"gce://acme-prod/europe-west4-b/{NODE_NAME}",
         unschedulable=unschedulable,
         annotations=dict({GKE_INSTANCE_ID: INSTANCE_ID} if annotations is None else annotations),
-        labels={"cloud.google.com/gke-nodepool": "spot-pool"},
         boot_id=boot_id,
         ready=ReadyCondition(
             status=ready,
             last_heartbeat=heartbeat,
             last_transition=heartbeat,
-            reason="KubeletReady" if ready == "True" else "NodeStatusUnknown",
         ),
     )
 

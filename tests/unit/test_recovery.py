@@ -89,13 +89,11 @@ def make_node(
         provider_id=f"gce://acme-prod/europe-west4-b/{NODE_NAME}",
         unschedulable=unschedulable,
         annotations=dict(OURS if annotations is None else annotations),
-        labels={"cloud.google.com/gke-nodepool": "spot-pool"},
         boot_id=boot_id,
         ready=ReadyCondition(
             status=ready,
             last_heartbeat=heartbeat,
             last_transition=heartbeat,
-            reason="KubeletReady" if ready == "True" else "NodeStatusUnknown",
         ),
         unschedulable_manager=manager,
     )
@@ -550,7 +548,7 @@ def test_node_from_json_drives_lift_decision() -> None:
     node = Node.from_json(ours_json)
     assert node.unschedulable is True
     assert node.boot_id == NEW_BOOT
-    assert node.ready == ReadyCondition(status="Unknown", last_heartbeat=None, last_transition=None, reason="")
+    assert node.ready == ReadyCondition(status="Unknown", last_heartbeat=None, last_transition=None)
     assert lift_decision(node) == decision(RecoveryAction.UNCORDON, "our cordon")
 
     recordoned = node_json(
@@ -579,7 +577,6 @@ def test_node_from_json_ready_back_with_new_boot_uncordons() -> None:
         status="True",
         last_heartbeat=datetime(2026, 10, 2, 8, 19, 40, tzinfo=UTC),
         last_transition=datetime(2026, 10, 2, 8, 19, 10, tzinfo=UTC),
-        reason="KubeletReady",
     )
     assert recovery_decision(node) == decision(
         RecoveryAction.UNCORDON, f"back with a new boot ({NEW_BOOT}); our cordon"
