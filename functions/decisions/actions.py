@@ -26,6 +26,7 @@ class Action(StrEnum):
     EVENT_RECEIVED = "event.received"
     EVENT_IGNORED = "event.ignored"
     EVENT_MALFORMED = "event.malformed"
+    EVENT_STALE = "event.stale"
     CLUSTER_UNREACHABLE = "cluster.unreachable"
     # the drain of one node
     DRAIN_STARTED = "drain.started"
@@ -34,6 +35,9 @@ class Action(StrEnum):
     DRAIN_DRY_RUN = "drain.dry_run"
     DRAIN_FAILED = "drain.failed"
     NODE_CORDONED = "node.cordoned"
+    NODE_VERIFIED_DOWN = "node.verified_down"
+    FENCE_UNAVAILABLE = "fence.unavailable"
+    NODE_TAINTED = "node.tainted"
     POD_EVICTED = "pod.evicted"
     POD_BLOCKED = "pod.blocked"
     POD_EVICTION_FAILED = "pod.eviction_failed"
@@ -43,6 +47,7 @@ class Action(StrEnum):
     # recovery and manual operations
     NODE_UNCORDONED = "node.uncordoned"
     NODE_RELEASED = "node.released"
+    NODE_UNTAINTED = "node.untainted"
     NODE_RECOVERY_FAILED = "node.recovery_failed"
     # the Job cleanup
     CLEANUP_COMPLETED = "cleanup.completed"

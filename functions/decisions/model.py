@@ -23,6 +23,23 @@ class ReadyCondition:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = ""  # NoSchedule, PreferNoSchedule, NoExecute
+
+    def as_json(self) -> dict[str, str]:
+        return (
+            {"key": self.key, "value": self.value, "effect": self.effect}
+            if self.value
+            else {
+                "key": self.key,
+                "effect": self.effect,
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Node:
     name: str
     uid: str
@@ -33,6 +50,17 @@ class Node:
     boot_id: str
     ready: ReadyCondition
     unschedulable_manager: str | None = None  # the field manager that owns spec.unschedulable
+    taints: tuple[Taint, ...] = ()
+    created_at: datetime | None = None
+    raw_taints: tuple[Mapping[str, Any], ...] = ()  # as the API server sent them (kept as they are on updates)
+
+    @property
+    def location(self) -> tuple[str, str, str] | None:
+        """(project, zone, instance) from ``spec.providerID`` ``gce://PROJECT/ZONE/NAME``."""
+        parts = self.provider_id.removeprefix("gce://").split("/")
+        if not self.provider_id.startswith("gce://") or len(parts) != 3 or not all(parts):
+            return None
+        return parts[0], parts[1], parts[2]
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Node:
@@ -52,6 +80,41 @@ class Node:
                 last_transition=parse_time(ready.get("lastTransitionTime")) if ready else None,
             ),
             unschedulable_manager=_field_manager(meta, "f:spec", "f:unschedulable"),
+            taints=tuple(
+                Taint(key=str(t.get("key", "")), value=str(t.get("value") or ""), effect=str(t.get("effect", "")))
+                for t in spec.get("taints") or []
+                if isinstance(t, Mapping)
+            ),
+            raw_taints=tuple(dict(t) for t in spec.get("taints") or [] if isinstance(t, Mapping)),
+            created_at=parse_time(meta.get("creationTimestamp")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VmInstance:
+    """A Compute Engine instance as ``instances.get`` describes it."""
+
+    id: str
+    name: str
+    status: str  # RUNNING, STOPPING, TERMINATED, STOPPED, SUSPENDED, REPAIRING, PROVISIONING, STAGING, ...
+    last_start: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumeAttachment:
+    name: str
+    node_name: str
+    persistent_volume: str  # spec.source.persistentVolumeName ("" for inline volumes)
+    attached: bool
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> VolumeAttachment:
+        meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
+        return cls(
+            name=meta["name"],
+            node_name=spec.get("nodeName", ""),
+            persistent_volume=(spec.get("source") or {}).get("persistentVolumeName") or "",
+            attached=bool(status.get("attached", False)),
         )
 
 

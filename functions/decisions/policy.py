@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from functions.decisions.logentry import EventKind
-from functions.decisions.model import Node, Pod
+from functions.decisions.model import Node, Pod, Taint, VmInstance
 from functions.decisions.names import ANNOTATION_PREFIX, COMPONENT, FIELD_MANAGER
 from functions.decisions.times import format_time, parse_time
 
@@ -23,6 +23,8 @@ CORDON_BOOT_ID = ANNOTATION_PREFIX + "boot-id"
 WAS_UNSCHEDULABLE = ANNOTATION_PREFIX + "was-unschedulable"
 CORDON_INSTANCE_ID = ANNOTATION_PREFIX + "instance-id"
 CORDON_EVENT_TIME = ANNOTATION_PREFIX + "event-time"
+TAINTED_AT = ANNOTATION_PREFIX + "out-of-service-at"  # set when the out-of-service taint is ours
+DETACH_PENDING = ANNOTATION_PREFIX + "detach-pending"  # PVs attached to the node when we tainted it
 OUR_NODE_ANNOTATIONS = (
     CORDON_EVENT_TIME,
     CORDONED_BY,
@@ -32,6 +34,8 @@ OUR_NODE_ANNOTATIONS = (
     CORDON_BOOT_ID,
     WAS_UNSCHEDULABLE,
     CORDON_INSTANCE_ID,
+    TAINTED_AT,
+    DETACH_PENDING,
 )
 
 POD_OPT_OUT = ANNOTATION_PREFIX + "skip-eviction"  # "true": never evict (reported on every drain)
@@ -125,6 +129,7 @@ class DrainPlan:
     timeout: timedelta
     force_when_down: bool  # fenced force-cleanup of what is left once the VM is verified down
     instance_id: str | None = None
+    out_of_service_taint: bool = False  # once verified down: the non-graceful shutdown taint before the force
 
 
 def plan_for_event(
@@ -135,14 +140,17 @@ def plan_for_event(
     instance_id: str | None,
     deadlines: Mapping[EventKind, float],
     force_cleanup: bool,
+    out_of_service_taint: bool = True,
 ) -> DrainPlan:
+    force = force_cleanup and kind in FORCE_KINDS
     return DrainPlan(
         reason=kind.value,
         event_id=event_id,
         event_time=event_time,
         timeout=timedelta(seconds=deadlines[kind]),
-        force_when_down=force_cleanup and kind in FORCE_KINDS,
+        force_when_down=force,
         instance_id=instance_id,
+        out_of_service_taint=force and out_of_service_taint,
     )
 
 
@@ -195,6 +203,86 @@ def cordon_needed(node: Node, plan: DrainPlan) -> bool:
     )
 
 
+# ------------------------------------------------------------------------- fencing
+DOWN_VM_STATUSES = frozenset({"TERMINATED", "STOPPED"})
+
+
+class DownSignal(StrEnum):
+    COMPUTE = "compute"  # Compute Engine says the VM is off, gone or replaced
+    NODE = "node"  # the node-lifecycle controller gave up on the kubelet (Ready Unknown)
+
+
+def vm_down(vm: VmInstance | None, *, instance_id: str | None) -> str | None:
+    """Why Compute Engine's answer means the event's VM is off, or None when it does not.
+
+    404 (None), another id than the event's (the VM was replaced) and TERMINATED or STOPPED are
+    down; RUNNING, STOPPING, PENDING_STOP, SUSPENDING, SUSPENDED, REPAIRING, PROVISIONING and
+    STAGING of the same VM are not."""
+    if vm is None:
+        return "the VM no longer exists (instances.get: 404)"
+    if instance_id and vm.id and vm.id != instance_id:
+        return f"the VM was replaced (instance id {vm.id}, the event's was {instance_id})"
+    if vm.status in DOWN_VM_STATUSES:
+        return f"the VM is {vm.status}"
+    return None
+
+
+def node_down(node: Node, *, event_time: datetime) -> str | None:
+    """Why the Node means its kubelet is gone, or None (see :func:`verified_down`)."""
+    if not verified_down(node, event_time=event_time):
+        return None
+    heartbeat = node.ready.last_heartbeat
+    return f"Ready is Unknown, last heartbeat {heartbeat.isoformat() if heartbeat else 'never'} (before the event)"
+
+
+OUT_OF_SERVICE = Taint(key="node.kubernetes.io/out-of-service", value="nodeshutdown", effect="NoExecute")
+
+
+def has_out_of_service_taint(node: Node) -> bool:
+    return any(t.key == OUT_OF_SERVICE.key for t in node.taints)
+
+
+def tainted_by_us(node: Node) -> bool:
+    """Our out-of-service taint is on the node (we never count someone else's as ours)."""
+    return TAINTED_AT in node.annotations and has_out_of_service_taint(node)
+
+
+def taints_with_out_of_service(node: Node) -> list[dict[str, object]]:
+    """The node's taints (as the API sent them) plus the out-of-service taint."""
+    return [*(dict(t) for t in node.raw_taints), dict(OUT_OF_SERVICE.as_json())]
+
+
+def taints_without_out_of_service(node: Node) -> list[dict[str, object]]:
+    return [dict(t) for t in node.raw_taints if t.get("key") != OUT_OF_SERVICE.key]
+
+
+def taint_annotations(*, now: datetime, attached_volumes: list[str]) -> dict[str, str | None]:
+    return {TAINTED_AT: format_time(now), DETACH_PENDING: ",".join(sorted(attached_volumes)) or None}
+
+
+# ---------------------------------------------------------------------- late events
+def event_too_old(event_time: datetime, *, now: datetime, max_age: timedelta) -> str | None:
+    age = now - event_time
+    if age > max_age:
+        return f"the event is {age.total_seconds():.0f} s old, more than the maximum of {max_age.total_seconds():g} s"
+    return None
+
+
+def stale_event(node: Node, *, event_time: datetime, vm: VmInstance | None = None) -> str | None:
+    """Why the node has come back since the event (so the event must not touch it), or None.
+
+    Back means: the Node object was created after the event, or its Ready condition turned True
+    after the event, or (when Compute Engine was asked) the instance started after the event."""
+    if node.created_at is not None and node.created_at > event_time:
+        return f"the Node was registered at {node.created_at.isoformat()}, after the event"
+    ready = node.ready
+    if ready.status == "True" and ready.last_transition is not None and ready.last_transition > event_time:
+        return f"the node has been Ready since {ready.last_transition.isoformat()}, after the event"
+    if vm is not None and vm.status == "RUNNING" and vm.last_start is not None and vm.last_start > event_time:
+        return f"the instance was started at {vm.last_start.isoformat()}, after the event"
+    return None
+
+
 class RecoveryAction(StrEnum):
     NONE = "none"  # not ours
     WAIT = "wait"  # cordoned by us, node not back yet and not verified down
@@ -207,6 +295,18 @@ class RecoveryAction(StrEnum):
 class RecoveryDecision:
     action: RecoveryAction
     reason: str
+    untaint: bool = False  # also remove our out-of-service taint (the node is back and nothing is left)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeFacts:
+    """What recovery learns beyond the Node, for a node that carries our out-of-service taint or
+    when Compute Engine is asked."""
+
+    vm_known: bool = False  # Compute Engine answered (then ``vm`` is its answer: None means 404)
+    vm: VmInstance | None = None
+    terminating_pods: tuple[str, ...] = ()  # pods on the node with a deletionTimestamp
+    attached_volumes: tuple[str, ...] = ()  # PVs recorded at taint time still attached to the node
 
 
 def cordoned_by_us(node: Node) -> bool:
@@ -234,21 +334,63 @@ def lift_decision(node: Node) -> RecoveryDecision:
     return RecoveryDecision(action=RecoveryAction.UNCORDON, reason="our cordon")
 
 
-def recovery_decision(node: Node) -> RecoveryDecision:
+def pending_detach(node: Node) -> frozenset[str]:
+    """The PVs that were attached to the node when we tainted it."""
+    return frozenset(v for v in node.annotations.get(DETACH_PENDING, "").split(",") if v)
+
+
+def _taint_waits(node: Node, facts: NodeFacts) -> list[str]:
+    """What keeps our out-of-service taint on a node that is back."""
+    waits = []
+    if facts.vm_known:
+        current = node.annotations.get(GKE_INSTANCE_ID)
+        if facts.vm is None or facts.vm.status != "RUNNING":
+            waits.append(f"the instance is {facts.vm.status if facts.vm else 'gone'}, not RUNNING")
+        elif current and facts.vm.id and facts.vm.id != current:
+            waits.append(f"the instance {facts.vm.id} is not the node's current instance {current}")
+    if facts.terminating_pods:
+        waits.append(f"{len(facts.terminating_pods)} pod(s) still terminating on the node")
+    if facts.attached_volumes:
+        waits.append(f"volume(s) {', '.join(facts.attached_volumes)} still attached to the node")
+    return waits
+
+
+def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDecision:
     """What the scheduled recovery does with a node (pure)."""
-    if not cordoned_by_us(node):
+    facts = facts or NodeFacts()
+    cordon_ours, taint_ours = cordoned_by_us(node), tainted_by_us(node)
+    if not cordon_ours and not taint_ours:
         return RecoveryDecision(action=RecoveryAction.NONE, reason="not cordoned by us")
     boot_then = node.annotations.get(CORDON_BOOT_ID, "")
     back = node.ready.status == "True" and bool(node.boot_id) and node.boot_id != boot_then
     if back:
-        lift = lift_decision(node)
-        return RecoveryDecision(action=lift.action, reason=f"back with a new boot ({node.boot_id}); {lift.reason}")
+        boot = f"back with a new boot ({node.boot_id})"
+        if taint_ours:
+            waits = _taint_waits(node, facts)
+            if waits:
+                return RecoveryDecision(
+                    action=RecoveryAction.WAIT, reason=f"{boot}; out-of-service taint kept: {'; '.join(waits)}"
+                )
+        lift = lift_decision(node) if cordon_ours else RecoveryDecision(action=RecoveryAction.RELEASE, reason="")
+        untaint = "; our out-of-service taint removed" if taint_ours else ""
+        return RecoveryDecision(
+            action=lift.action, reason=f"{boot}{untaint}; {lift.reason}".rstrip("; "), untaint=taint_ours
+        )
     event_time = cordon_event_time(node)
     if event_time is not None and verified_down(node, event_time=event_time):
         return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason="verified down since the event")
+    if facts.vm_known:
+        why = vm_down(facts.vm, instance_id=node.annotations.get(CORDON_INSTANCE_ID))
+        if why:
+            return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {why}")
+    held = "; out-of-service taint kept until the node is back" if taint_ours else ""
     if node.ready.status == "True":
-        return RecoveryDecision(action=RecoveryAction.WAIT, reason="Ready, but still the same boot: not back yet")
-    return RecoveryDecision(action=RecoveryAction.WAIT, reason=f"Ready is {node.ready.status}: not verified down yet")
+        return RecoveryDecision(
+            action=RecoveryAction.WAIT, reason=f"Ready, but still the same boot: not back yet{held}"
+        )
+    return RecoveryDecision(
+        action=RecoveryAction.WAIT, reason=f"Ready is {node.ready.status}: not verified down yet{held}"
+    )
 
 
 def release_annotations() -> dict[str, str | None]:

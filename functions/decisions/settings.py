@@ -25,6 +25,8 @@ DEFAULT_DEADLINE = 120.0
 DEFAULT_EVICTION_CONCURRENCY = 32
 DEFAULT_API_TIMEOUT = 10.0
 DEFAULT_CONTAINER_API = "https://container.googleapis.com"
+DEFAULT_COMPUTE_API = "https://compute.googleapis.com"
+DEFAULT_MAX_EVENT_AGE = 7200.0
 DEFAULT_OUTCOME_TYPE_PREFIX = "io.gke-node-drainer"
 DEFAULT_CLEANUP_BUDGET = 300.0
 DEFAULT_CLEANUP_CONCURRENCY = 32
@@ -97,6 +99,10 @@ class Settings:
     audit_log_name: str | None = None
     force_cleanup: bool = True
     container_api: str = DEFAULT_CONTAINER_API
+    compute_fence: bool = True  # ask Compute Engine (instances.get) whether the VM is off
+    compute_api: str = DEFAULT_COMPUTE_API
+    out_of_service_taint: bool = True  # taint a node verified down before the force-cleanup
+    max_event_age: float = DEFAULT_MAX_EVENT_AGE
     logging_api: str | None = None  # another Logging API endpoint (tests, emulators)
     cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
     cleanup_budget: float = DEFAULT_CLEANUP_BUDGET
@@ -317,6 +323,38 @@ SETTINGS: tuple[Setting, ...] = (
         read=_url,
         default=DEFAULT_CONTAINER_API,
         help="Container API for endpoint discovery",
+    ),
+    Setting(
+        env="DRAINER_COMPUTE_FENCE",
+        target="compute_fence",
+        read=_bool,
+        default=True,
+        help="ask Compute Engine (`instances.get`, permission `compute.instances.get` only) whether a node's VM is off: "
+        "the fast signal of the fence; false: only the Node rule (Ready Unknown) verifies a node down",
+    ),
+    Setting(
+        env="DRAINER_COMPUTE_API_ENDPOINT",
+        target="compute_api",
+        read=_url,
+        default=DEFAULT_COMPUTE_API,
+        help="Compute Engine API for the fence",
+    ),
+    Setting(
+        env="DRAINER_OUT_OF_SERVICE_TAINT",
+        target="out_of_service_taint",
+        read=_bool,
+        default=True,
+        help="once a node is verified down after a preemption-like or host event, taint it "
+        "`node.kubernetes.io/out-of-service=nodeshutdown:NoExecute` so that its volumes are detached at once",
+    ),
+    Setting(
+        env="DRAINER_MAX_EVENT_AGE_SECONDS",
+        target="max_event_age",
+        read=_number,
+        default=DEFAULT_MAX_EVENT_AGE,
+        low=60,
+        high=MAX_TTL,
+        help="an older event is acknowledged and audited `event.stale` without touching the node",
     ),
     Setting(
         env="DRAINER_LOGGING_API_ENDPOINT",

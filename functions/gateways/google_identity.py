@@ -29,6 +29,7 @@ class GoogleIdentity:
 
     _lock = threading.Lock()
     _credentials: google.auth.credentials.Credentials | None = None
+    _session: google.auth.transport.requests.AuthorizedSession | None = None
 
     @classmethod
     def credentials(cls) -> google.auth.credentials.Credentials:
@@ -57,5 +58,10 @@ class GoogleIdentity:
 
     @classmethod
     def session(cls) -> google.auth.transport.requests.AuthorizedSession:
-        """A requests session that sends (and refreshes) the function's access token."""
-        return google.auth.transport.requests.AuthorizedSession(cls.credentials())
+        """A requests session (one per process: its connections are reused) that sends and
+        refreshes the function's access token."""
+        credentials = cls.credentials()
+        with cls._lock:
+            if cls._session is None:
+                cls._session = google.auth.transport.requests.AuthorizedSession(credentials)
+            return cls._session

@@ -21,7 +21,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import RESTResponse
 
-from functions.decisions.model import Job, Node, Pod
+from functions.decisions.model import Job, Node, Pod, VolumeAttachment
 from functions.decisions.names import FIELD_MANAGER
 from functions.decisions.settings import DEFAULT_CONTAINER_API, ClusterConfig
 from functions.gateways.kube.connection import connect
@@ -148,14 +148,21 @@ class ClusterClient:
         resource_version: str,
         unschedulable: bool | None = None,
         annotations: Mapping[str, str | None] | None = None,
+        taints: list[dict[str, object]] | None = None,
         dry_run: bool = False,
     ) -> Node:
-        """JSON merge patch guarded by resourceVersion: raises Conflict when the node changed."""
+        """JSON merge patch guarded by resourceVersion: raises Conflict when the node changed (so a
+        new ``taints`` list, which replaces the whole list, never loses a taint added meanwhile)."""
         patch: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
         if annotations:
             patch["metadata"]["annotations"] = dict(annotations)
+        spec: dict[str, Any] = {}
         if unschedulable is not None:
-            patch["spec"] = {"unschedulable": unschedulable}
+            spec["unschedulable"] = unschedulable
+        if taints is not None:
+            spec["taints"] = taints or None  # null removes the field
+        if spec:
+            patch["spec"] = spec
         query = {**self._dry(dry_run), "fieldManager": FIELD_MANAGER}
         return Node.from_json(
             self._json(
@@ -166,6 +173,12 @@ class ClusterClient:
                 query=query,
             )
         )
+
+    def list_volume_attachments(self, *, node: str) -> list[VolumeAttachment]:
+        """The VolumeAttachments that point at ``node`` (filtered here: no field selector exists)."""
+        body = self._json("GET", "/apis/storage.k8s.io/v1/volumeattachments")
+        attachments = [VolumeAttachment.from_json(item) for item in body.get("items") or []]
+        return [a for a in attachments if a.node_name == node]
 
     def list_nodes(self, *, label_selector: str | None = None) -> list[Node]:
         body = self._json("GET", "/api/v1/nodes", query={"labelSelector": label_selector})
