@@ -9,12 +9,17 @@ STAMP  := $(VENV)/.installed
 export GCE_METADATA_HOST ?= 127.0.0.1:9
 export GCE_METADATA_IP ?= 127.0.0.1:9
 
-.PHONY: run test lint controlplane checkov bench demo-event clean
+.PHONY: run test unit lint lock controlplane checkov bench demo-event clean
+
+# Installs come only from the compiled lock files (requirements*.txt: every package, transitive ones
+# included, pinned with hashes); the human-edited inputs are requirements*.in (see `make lock`).
+PIP_VERSION := 26.3
+PIP_INSTALL  = -m pip install --quiet --require-hashes
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
 	touch $(STAMP)
 
 # checkov lives in its own environment (its hcl2 fork would replace the python-hcl2 the tests use).
@@ -23,11 +28,23 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(CHECKOV_VENV)/bin/python $(PIP_INSTALL) -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
 checkov: $(CHECKOV_STAMP)
+
+# Recompile the lock files from the inputs, for Python 3.11 on linux x86_64 (the functions' runtime).
+# Versions already locked are kept unless an input asks otherwise; `make lock LOCK_FLAGS=--upgrade`
+# moves every package to its newest allowed version. The dev lock is constrained by the runtime lock.
+LOCK_FLAGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' $(LOCK_FLAGS)
+
+lock: $(STAMP)
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) requirements-checkov.in -o requirements-checkov.txt
 
 # Build (or reuse) the control-plane binaries; prints the cold build time when it builds.
 controlplane: $(STAMP)
@@ -48,6 +65,11 @@ demo-event:
 # The whole test suite: lint, types, then every test against the real control plane.
 test: controlplane checkov lint
 	$(PY) -m pytest
+
+# The tests that need no control plane (no Go build, no control-plane start): seconds once installed.
+# tests/unit also runs checkov on terraform/, so it needs the checkov environment.
+unit: $(STAMP) checkov
+	$(PY) -m pytest tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

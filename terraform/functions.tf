@@ -1,4 +1,5 @@
-# The deployed source is exactly main.py, the functions package and the pinned requirements.
+# The deployed source is exactly main.py, the functions package and requirements.txt, the compiled runtime
+# lock (every package pinned with hashes; Cloud Build's pip installs it in hash-checking mode).
 data "archive_file" "source" {
   type        = "zip"
   output_path = "${path.root}/.terraform/${var.name}-source.zip"

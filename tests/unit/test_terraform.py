@@ -275,6 +275,13 @@ def test_source_archive_holds_what_main_imports(module: Module, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).resolve() == (unpacked / "main.py").resolve()
     assert (unpacked / "requirements.txt").read_text() == (ROOT / "requirements.txt").read_text()
+    # What ships is the compiled runtime lock: every requirement pinned with its hashes, and no
+    # reference to a file (requirements.in, a constraints file) that the archive does not hold.
+    shipped = (unpacked / "requirements.txt").read_text()
+    entries = [e.strip() for e in re.sub(r"\\\n", " ", re.sub(r"#.*", "", shipped)).splitlines() if e.strip()]
+    assert entries
+    for entry in entries:
+        assert re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*==\S+ +--hash=sha256:[0-9a-f]{64}", entry), entry
 
 
 # --- RBAC: the same manifest -----------------------------------------------------------------------------------
