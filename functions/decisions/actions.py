@@ -38,6 +38,7 @@ class Action(StrEnum):
     NODE_VERIFIED_DOWN = "node.verified_down"
     FENCE_UNAVAILABLE = "fence.unavailable"
     NODE_TAINTED = "node.tainted"
+    NODE_TAINT_FAILED = "node.taint_failed"
     POD_EVICTED = "pod.evicted"
     POD_BLOCKED = "pod.blocked"
     POD_EVICTION_FAILED = "pod.eviction_failed"

@@ -329,8 +329,8 @@ SETTINGS: tuple[Setting, ...] = (
         target="compute_fence",
         read=_bool,
         default=True,
-        help="ask Compute Engine (`instances.get`, permission `compute.instances.get` only) whether a node's VM is off: "
-        "the fast signal of the fence; false: only the Node rule (Ready Unknown) verifies a node down",
+        help="ask Compute Engine (`instances.get`, permission `compute.instances.get` only) whether a node's VM is "
+        "off: the fast signal of the fence; false: only the Node rule (Ready Unknown) verifies a node down",
     ),
     Setting(
         env="DRAINER_COMPUTE_API_ENDPOINT",

@@ -24,12 +24,15 @@ from functions.decisions.model import Node, Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.errors import DrainerError, PermanentError, TransientError
 from functions.gateways.audit import Audit
+from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
 from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent
 from functions.gateways.kube.errors import ApiStatus, ApiUnavailable, Conflict
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
 CORDON_ATTEMPTS = 5
+FENCE_POLL_START = 0.5  # Compute Engine is asked again with this backoff while the VM is still STOPPING
+FENCE_POLL_MAX = 3.0
 
 
 class NodeGone(DrainerError):
@@ -78,6 +81,9 @@ class DrainReport:
     was_unschedulable: bool
     verified_down: bool
     duration_seconds: float
+    down_signal: str = ""  # "compute" or "node" when verified down
+    down_reason: str = ""
+    tainted: bool = False  # this drain added the out-of-service taint
     pods: tuple[PodReport, ...]
     message: str = ""
     transient_failures: int = 0  # pods left because the API server failed, not because of a budget
@@ -96,6 +102,9 @@ class DrainReport:
             "cordoned": self.cordoned,
             "was_unschedulable": self.was_unschedulable,
             "verified_down": self.verified_down,
+            "down_signal": self.down_signal or None,
+            "down_reason": self.down_reason or None,
+            "out_of_service_taint": self.tainted,
             "duration_seconds": round(self.duration_seconds, 3),
             "counts": counts,
             "blocked": [
@@ -124,6 +133,7 @@ class Drain:
     audit: Audit
     dry_run: bool = False
     concurrency: int = 32
+    compute: ComputeClient | None = None  # the fast fence; None: only the Node rule
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -131,6 +141,9 @@ class Drain:
         self._lock = threading.Condition()
         self._tracked: dict[str, _Tracked] = {}  # uid -> state
         self._down = threading.Event()
+        self._down_signal: policy.DownSignal | None = None
+        self._down_reason = ""
+        self._tainted = False
         self._finished = threading.Event()
         self._started = self.clock()
         self._deadline = self._started + self.plan.timeout.total_seconds()
@@ -225,37 +238,82 @@ class Drain:
             self._lock.notify_all()
 
     def _watch_node(self, node: Node) -> None:
-        if policy.verified_down(node, event_time=self.plan.event_time):
-            self._mark_down()
-            return
+        """The Node rule: wait (by watch) for the node-lifecycle controller to give up on the kubelet."""
+        current: Node | None = node
         rv = node.resource_version
-        while not self._finished.is_set() and self._remaining_time() > 0:
+        while not self._finished.is_set() and self._remaining_time() > 0 and not self._down.is_set():
             try:
-                for _, current in self.kube.watch_node(
+                if current is None:  # the Node object was deleted: its kubelet is gone with it
+                    self._mark_down(policy.DownSignal.NODE, "the Node object was deleted")
+                    return
+                why = policy.node_down(current, event_time=self.plan.event_time)
+                if why:
+                    self._mark_down(policy.DownSignal.NODE, why)
+                    return
+                for _, seen in self.kube.watch_node(
                     self.node_name, resource_version=rv, timeout=self._remaining_time()
                 ):
-                    rv = current.resource_version
-                    if policy.verified_down(current, event_time=self.plan.event_time):
-                        self._mark_down()
+                    rv = seen.resource_version
+                    why = policy.node_down(seen, event_time=self.plan.event_time)
+                    if why:
+                        self._mark_down(policy.DownSignal.NODE, why)
                         return
-                    if self._finished.is_set():
+                    if self._finished.is_set() or self._down.is_set():
                         return
-                fresh = self.kube.get_node(self.node_name)
-                if fresh is None:  # the Node object was deleted: its kubelet is gone with it
-                    self._mark_down()
-                    return
-                rv = fresh.resource_version
-                if policy.verified_down(fresh, event_time=self.plan.event_time):
-                    self._mark_down()
-                    return
+                current = self.kube.get_node(self.node_name)
+                rv = current.resource_version if current else rv
             except TransientError:
                 if not self._sleep(0.5):
                     return
 
-    def _mark_down(self) -> None:
+    def _watch_vm(self, node: Node) -> None:
+        """The Compute Engine fence: ask instances.get, with a short backoff while the VM is still
+        stopping, until it says the VM is off, gone or replaced. An error is never "down": it is
+        audited once and the Node rule goes on alone (403: stop asking; 5xx, timeouts: ask again)."""
+        location = node.location
+        if self.compute is None or location is None:
+            return
+        project, zone, name = location
+        delay = FENCE_POLL_START
+        reported = False
+        while not self._finished.is_set() and self._remaining_time() > 0 and not self._down.is_set():
+            try:
+                vm = self.compute.get_instance(project=project, zone=zone, name=name)
+            except ComputeError as exc:
+                if not reported:
+                    reported = True
+                    self.audit.record(
+                        Action.FENCE_UNAVAILABLE,
+                        f"Compute Engine could not say whether {name} is off ({exc}); the Node rule decides",
+                        severity=Severity.WARNING,
+                        error=str(exc),
+                        status=exc.code,
+                    )
+                if isinstance(exc, ComputeDenied):
+                    return
+            else:
+                why = policy.vm_down(vm, instance_id=self.plan.instance_id)
+                if why:
+                    self._mark_down(policy.DownSignal.COMPUTE, why)
+                    return
+            if not self._sleep(delay):
+                return
+            delay = min(delay * 2, FENCE_POLL_MAX)
+
+    def _mark_down(self, signal: policy.DownSignal, reason: str) -> None:
         with self._lock:
+            if self._down.is_set():
+                return
+            self._down_signal, self._down_reason = signal, reason
             self._down.set()
             self._lock.notify_all()
+        self.audit.record(
+            Action.NODE_VERIFIED_DOWN,
+            f"{self.node_name} verified down by {signal.value}: {reason}",
+            signal=signal.value,
+            reason=reason,
+            event_time=self.plan.event_time,
+        )
 
     # ---------------------------------------------------------- evictions
     def _evict(self, item: _Tracked) -> None:
@@ -376,6 +434,81 @@ class Drain:
                 if not i.gone and i.decision.target and (critical is None or i.decision.critical == critical)
             ]
 
+    def _wait_until_down(self) -> None:
+        with self._lock:
+            while not self._down.is_set() and self._remaining_time() > 0:
+                self._lock.wait(min(1.0, max(0.01, self._remaining_time())))
+
+    def _check_down_once(self, node: Node) -> None:
+        """Dry run: the fence's answer now, without waiting."""
+        why = policy.node_down(node, event_time=self.plan.event_time)
+        if why:
+            self._mark_down(policy.DownSignal.NODE, why)
+            return
+        if self.compute is not None and node.location is not None:
+            project, zone, name = node.location
+            try:
+                vm = self.compute.get_instance(project=project, zone=zone, name=name)
+            except ComputeError:
+                return
+            why = policy.vm_down(vm, instance_id=self.plan.instance_id)
+            if why:
+                self._mark_down(policy.DownSignal.COMPUTE, why)
+
+    def _attached_volumes(self) -> list[str]:
+        """The PVs still attached to the node (empty when they cannot be listed: never blocks)."""
+        try:
+            return sorted(a.persistent_volume or a.name for a in self.kube.list_volume_attachments(node=self.node_name))
+        except DrainerError:
+            return []
+
+    def _taint(self, node: Node) -> None:
+        """Add the out-of-service taint (guarded by resourceVersion), recorded as ours."""
+        current: Node | None = node
+        for _ in range(CORDON_ATTEMPTS):
+            if current is None:
+                return
+            if policy.has_out_of_service_taint(current):
+                if not policy.tainted_by_us(current):
+                    self.audit.record(
+                        Action.NODE_TAINTED,
+                        f"{self.node_name} already carries an out-of-service taint that is not ours: left as it is",
+                        ours=False,
+                    )
+                return
+            attached = self._attached_volumes()
+            try:
+                self.kube.patch_node(
+                    self.node_name,
+                    resource_version=current.resource_version,
+                    taints=policy.taints_with_out_of_service(current),
+                    annotations=policy.taint_annotations(now=self.wall(), attached_volumes=attached),
+                    dry_run=self.dry_run,
+                )
+            except Conflict:
+                current = self.kube.get_node(self.node_name)
+                continue
+            except DrainerError as exc:  # the force-cleanup still runs; volumes then wait for Kubernetes
+                self.audit.record(
+                    Action.NODE_TAINT_FAILED,
+                    f"could not taint {self.node_name} out of service: {exc}",
+                    severity=Severity.ERROR,
+                    error=str(exc),
+                )
+                return
+            self._tainted = not self.dry_run
+            self.audit.record(
+                Action.NODE_TAINTED,
+                f"{'would taint' if self.dry_run else 'tainted'} {self.node_name} "
+                f"{policy.OUT_OF_SERVICE.key}={policy.OUT_OF_SERVICE.value}:{policy.OUT_OF_SERVICE.effect} "
+                f"({self._down_reason})",
+                ours=True,
+                attached_volumes=attached,
+                signal=self._down_signal.value if self._down_signal else None,
+                dry_run=self.dry_run,
+            )
+            return
+
     def _wait(self, items: Callable[[], list[_Tracked]], *, until_down: bool) -> None:
         with self._lock:
             while items() and self._remaining_time() > 0 and not (until_down and self._down.is_set()):
@@ -400,8 +533,9 @@ class Drain:
             watchers.append(threading.Thread(target=self._watch_pods, args=(rv,), name="drain-pods", daemon=True))
             if force:
                 watchers.append(threading.Thread(target=self._watch_node, args=(node,), name="drain-node", daemon=True))
-        elif force and policy.verified_down(node, event_time=self.plan.event_time):
-            self._down.set()
+                watchers.append(threading.Thread(target=self._watch_vm, args=(node,), name="drain-vm", daemon=True))
+        elif force:
+            self._check_down_once(node)
         for thread in watchers:
             thread.start()
         try:
@@ -423,11 +557,19 @@ class Drain:
                         f.result()
                 else:
                     self._wait(self._pending, until_down=force)
-                if force and self._pending() and self._down.is_set():
+                # Every pod went, but a dead kubelet leaves its volumes listed in use: the
+                # replacements wait on them until the node is tainted, so wait for the fence.
+                taint_wanted = force and self.plan.out_of_service_taint and not self.dry_run
+                if taint_wanted and not self._pending() and self._attached_volumes():
+                    self._wait_until_down()
+                if force and self._down.is_set():
                     fresh = self.kube.get_node(self.node_name) or node
-                    self._force(self._pending(), fresh)
-                    if not self.dry_run:
-                        self._wait(self._pending, until_down=False)
+                    if self.plan.out_of_service_taint and (self._pending() or self._attached_volumes()):
+                        self._taint(fresh)
+                    if self._pending():
+                        self._force(self._pending(), fresh)
+                        if not self.dry_run:
+                            self._wait(self._pending, until_down=False)
                 self._finished.set()
         finally:
             self._finished.set()
@@ -485,6 +627,9 @@ class Drain:
             cordoned=cordoned,
             was_unschedulable=was_before,
             verified_down=self._down.is_set(),
+            down_signal=self._down_signal.value if self._down_signal else "",
+            down_reason=self._down_reason,
+            tainted=self._tainted,
             duration_seconds=self.clock() - self._started,
             pods=tuple(sorted(reports, key=lambda r: r.pod)),
             message=message,

@@ -56,6 +56,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         audit=audit,
         dry_run=dry_run,
         concurrency=runtime.settings.eviction_concurrency,
+        compute=runtime.compute,
     )
     try:
         report = drain.run()

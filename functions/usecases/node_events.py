@@ -5,13 +5,16 @@ or :class:`~functions.errors.TransientError` (retry); only the entry points map 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.decisions import envelope, logentry, policy
 from functions.decisions.actions import Action, Severity
+from functions.decisions.model import VmInstance
 from functions.engines.drain import DrainReport
 from functions.errors import DrainerError, MalformedEvent, TransientError
 from functions.gateways.audit import Audit
+from functions.gateways.compute import ComputeError
 from functions.gateways.kube.errors import ApiForbidden
 from functions.usecases.drain import Target, drain_node
 from functions.usecases.runtime import Runtime
@@ -69,12 +72,20 @@ class NodeEvents:
             principal=event.principal,
             insert_id=event.insert_id,
         )
+        age = (datetime.now(UTC) - event.event_time).total_seconds()
         audit.record(
             Action.EVENT_RECEIVED,
             f"{event.kind.value} event for instance {event.instance}",
             method=event.method,
             event_time=event.event_time,
+            event_age_seconds=round(age, 3),
         )
+        too_old = policy.event_too_old(
+            event.event_time, now=datetime.now(UTC), max_age=timedelta(seconds=self.settings.max_event_age)
+        )
+        if too_old:
+            audit.record(Action.EVENT_STALE, f"acknowledged without action: {too_old}", reason=too_old)
+            return None
         try:
             target = self.resolve(project=event.project, zone=event.zone, instance=event.instance, audit=audit)
         except NodeNotFound as exc:
@@ -88,6 +99,14 @@ class NodeEvents:
             )
             node_audit.record(Action.EVENT_IGNORED, f"ignored: {reason}", reason=reason)
             return None
+        stale = policy.stale_event(target.node, event_time=event.event_time, vm=self._vm(target, node_audit))
+        if stale:
+            node_audit.record(
+                Action.EVENT_STALE,
+                f"acknowledged without action: {target.node.name} has come back since the event ({stale})",
+                reason=stale,
+            )
+            return None
         plan = policy.plan_for_event(
             kind=event.kind,
             event_id=event.event_id,
@@ -95,8 +114,27 @@ class NodeEvents:
             instance_id=event.instance_id,
             deadlines=self.settings.deadlines,
             force_cleanup=self.settings.force_cleanup,
+            out_of_service_taint=self.settings.out_of_service_taint,
         )
         return drain_node(self.runtime, target, plan, audit=node_audit, dry_run=self.settings.dry_run)
+
+    def _vm(self, target: Target, audit: Audit) -> VmInstance | None:
+        """The node's VM as Compute Engine describes it, when the fence is on and it answers."""
+        compute, location = self.runtime.compute, target.node.location
+        if compute is None or location is None:
+            return None
+        project, zone, name = location
+        try:
+            return compute.get_instance(project=project, zone=zone, name=name)
+        except ComputeError as exc:  # staleness is then judged on the Node alone
+            audit.record(
+                Action.FENCE_UNAVAILABLE,
+                f"Compute Engine could not describe {name} ({exc}); staleness judged on the Node",
+                severity=Severity.WARNING,
+                error=str(exc),
+                status=exc.code,
+            )
+            return None
 
     def resolve(self, *, project: str, zone: str, instance: str, audit: Audit) -> Target:
         """The node named ``instance`` whose providerID is gce://project/zone/instance."""

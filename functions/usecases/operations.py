@@ -3,6 +3,7 @@ each audited, each working on one cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from functions.engines.drain import DrainReport
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
+from functions.gateways.compute import ComputeError
 from functions.gateways.kube.errors import Conflict
 from functions.usecases.drain import Target, drain_node
 from functions.usecases.node_events import NodeNotFound
@@ -72,12 +74,39 @@ class Operations:
         return report
 
     def _nodes(self, cluster: ClusterConfig) -> list[Node]:
-        return [n for n in self.runtime.client(cluster).list_nodes() if policy.cordoned_by_us(n)]
+        return [
+            n for n in self.runtime.client(cluster).list_nodes() if policy.cordoned_by_us(n) or policy.tainted_by_us(n)
+        ]
+
+    def _facts(self, cluster: ClusterConfig, node: Node) -> policy.NodeFacts:
+        """What recovery needs beyond the Node: the VM (when the fence is on) and, for a node that
+        carries our out-of-service taint, what is still terminating or attached there."""
+        vm_known, vm = False, None
+        if self.runtime.compute is not None and node.location is not None:
+            project, zone, name = node.location
+            with contextlib.suppress(ComputeError):  # never "down" on an error: the Node rule decides
+                vm, vm_known = self.runtime.compute.get_instance(project=project, zone=zone, name=name), True
+        if not policy.tainted_by_us(node):
+            return policy.NodeFacts(vm_known=vm_known, vm=vm)
+        client = self.runtime.client(cluster)
+        pods, _ = client.list_pods_on_node(node.name)
+        recorded = policy.pending_detach(node)
+        attached = [
+            a.persistent_volume or a.name
+            for a in client.list_volume_attachments(node=node.name)
+            if not recorded or (a.persistent_volume or a.name) in recorded
+        ]
+        return policy.NodeFacts(
+            vm_known=vm_known,
+            vm=vm,
+            terminating_pods=tuple(sorted(p.key for p in pods if p.deletion_timestamp is not None)),
+            attached_volumes=tuple(sorted(attached)),
+        )
 
     def status(self, cluster: ClusterConfig) -> list[dict[str, Any]]:
         rows = []
         for node in self._nodes(cluster):
-            decision = policy.recovery_decision(node)
+            decision = policy.recovery_decision(node, self._facts(cluster, node))
             notes = node.annotations
             rows.append(
                 {
@@ -91,6 +120,9 @@ class Operations:
                     "unschedulable": node.unschedulable,
                     "ready": node.ready.status,
                     "rebooted": node.boot_id != notes.get(policy.CORDON_BOOT_ID),
+                    "out_of_service_taint": policy.has_out_of_service_taint(node),
+                    "tainted_by_us": policy.tainted_by_us(node),
+                    "tainted_at": notes.get(policy.TAINTED_AT),
                     "next": decision.action.value,
                     "why": decision.reason,
                 }
@@ -100,11 +132,11 @@ class Operations:
     def recover(self, cluster: ClusterConfig, *, dry_run: bool, audit: Audit) -> list[dict[str, str]]:
         changes = []
         for node in self._nodes(cluster):
-            decision = policy.recovery_decision(node)
             node_audit = audit.bind(cluster=cluster.name, node=node.name)
-            if decision.action is policy.RecoveryAction.WAIT:
-                continue
             try:
+                decision = policy.recovery_decision(node, self._facts(cluster, node))
+                if decision.action is policy.RecoveryAction.WAIT:
+                    continue
                 if decision.action is policy.RecoveryAction.FORCE_CLEANUP:
                     result = self._finish_force_cleanup(cluster, node, dry_run=dry_run, audit=node_audit)
                 else:
@@ -127,7 +159,8 @@ class Operations:
     def _lift(
         self, cluster: ClusterConfig, node: Node, decision: policy.RecoveryDecision, *, dry_run: bool, audit: Audit
     ) -> str:
-        """Uncordon (or only release) a node, guarded by its resourceVersion."""
+        """Uncordon (or only release) a node, and remove our out-of-service taint when the decision
+        says so, in one patch guarded by its resourceVersion."""
         client = self.runtime.client(cluster)
         uncordon = decision.action is policy.RecoveryAction.UNCORDON
         try:
@@ -136,10 +169,19 @@ class Operations:
                 resource_version=node.resource_version,
                 unschedulable=False if uncordon else None,
                 annotations=policy.release_annotations(),
+                taints=policy.taints_without_out_of_service(node) if decision.untaint else None,
                 dry_run=dry_run,
             )
         except Conflict:
             return "changed meanwhile: left for the next run"
+        if decision.untaint:
+            audit.record(
+                Action.NODE_UNTAINTED,
+                f"{'would remove' if dry_run else 'removed'} our out-of-service taint from {node.name}: "
+                f"{decision.reason}",
+                reason=decision.reason,
+                dry_run=dry_run,
+            )
         verb = "uncordoned" if uncordon else "released"
         audit.record(
             Action.NODE_UNCORDONED if uncordon else Action.NODE_RELEASED,
@@ -167,15 +209,22 @@ class Operations:
     def _finish_force_cleanup(self, cluster: ClusterConfig, node: Node, *, dry_run: bool, audit: Audit) -> str:
         client = self.runtime.client(cluster)
         pods, _ = client.list_pods_on_node(node.name)
-        if not any(policy.classify_pod(p).target for p in pods):
+        reason = node.annotations.get(policy.CORDON_REASON, "recovery")
+        taint = self.settings.out_of_service_taint and reason in {k.value for k in policy.FORCE_KINDS}
+        untainted_volumes = (
+            taint and not policy.has_out_of_service_taint(node) and client.list_volume_attachments(node=node.name)
+        )
+        if not any(policy.classify_pod(p).target for p in pods) and not untainted_volumes:
             return "nothing left on the node"
         event_time = policy.cordon_event_time(node) or datetime.now(UTC)
         plan = policy.DrainPlan(
-            reason=node.annotations.get(policy.CORDON_REASON, "recovery"),
+            reason=reason,
             event_id=node.annotations.get(policy.CORDON_EVENT_ID, "recovery"),
             event_time=event_time,
             timeout=timedelta(seconds=self.settings.recovery_deadline),
             force_when_down=self.settings.force_cleanup,
+            instance_id=node.annotations.get(policy.CORDON_INSTANCE_ID),
+            out_of_service_taint=self.settings.force_cleanup and taint,
         )
         target = Target(cluster=cluster, client=client, node=node)
         report = drain_node(self.runtime, target, plan, audit=audit.bind(event_id=plan.event_id), dry_run=dry_run)

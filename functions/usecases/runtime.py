@@ -12,6 +12,7 @@ from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig, Settings
 from functions.gateways import audit as audit_log
 from functions.gateways.audit import Audit
+from functions.gateways.compute import ComputeClient
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.outcomes import OutcomePublisher
 
@@ -28,6 +29,11 @@ class Runtime:
         self._clients_lock = threading.Lock()
         self.audit = Audit({"component": COMPONENT})
         self.outcomes = OutcomePublisher(topic=settings.outcome_topic, type_prefix=settings.outcome_type_prefix)
+        self.compute = (
+            ComputeClient(base_url=settings.compute_api, timeout=min(5.0, settings.api_timeout))
+            if settings.compute_fence
+            else None
+        )
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Runtime:

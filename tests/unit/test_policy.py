@@ -20,7 +20,9 @@ from functions.decisions.policy import (
     CORDONED_BY,
     FORCE_KINDS,
     GKE_INSTANCE_ID,
+    DETACH_PENDING,
     OUR_NODE_ANNOTATIONS,
+    TAINTED_AT,
     POD_OPT_OUT,
     SAFE_TO_EVICT,
     WAS_UNSCHEDULABLE,
@@ -416,7 +418,23 @@ def test_plan_for_event_with_force_cleanup(kind: EventKind, force_when_down: boo
         timeout=timedelta(seconds=DEADLINES[kind]),
         force_when_down=force_when_down,
         instance_id=INSTANCE_ID,
+        out_of_service_taint=force_when_down,  # the taint goes with the force, never on a graceful delete
     )
+
+
+@pytest.mark.parametrize("kind", list(EventKind), ids=[k.value for k in EventKind])
+def test_plan_for_event_without_the_taint_keeps_the_force(kind: EventKind) -> None:
+    plan = plan_for_event(
+        kind=kind,
+        event_id=EVENT_ID,
+        event_time=EVENT_TIME,
+        instance_id=INSTANCE_ID,
+        deadlines=DEADLINES,
+        force_cleanup=True,
+        out_of_service_taint=False,
+    )
+    assert plan.out_of_service_taint is False
+    assert plan.force_when_down is (kind is not EventKind.DELETE)
 
 
 @pytest.mark.parametrize("kind", list(EventKind), ids=[k.value for k in EventKind])
@@ -474,7 +492,7 @@ def test_first_cordon_of_schedulable_node() -> None:
         WAS_UNSCHEDULABLE: "false",
         CORDON_INSTANCE_ID: INSTANCE_ID,
     }
-    assert set(update) == set(OUR_NODE_ANNOTATIONS)
+    assert set(update) == set(OUR_NODE_ANNOTATIONS) - {TAINTED_AT, DETACH_PENDING}  # those come with the taint
 
 
 def test_first_cordon_of_node_cordoned_by_someone_else() -> None:

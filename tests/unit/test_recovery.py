@@ -439,6 +439,8 @@ def test_release_annotations_removes_all_of_ours() -> None:
         "node-drainer.io/boot-id": None,
         "node-drainer.io/was-unschedulable": None,
         "node-drainer.io/instance-id": None,
+        "node-drainer.io/out-of-service-at": None,
+        "node-drainer.io/detach-pending": None,
     }
     assert list(patch) == list(OUR_NODE_ANNOTATIONS)
     assert set(OURS) - set(patch) == {GKE_INSTANCE_ID}
@@ -448,7 +450,7 @@ def test_release_annotations_is_a_fresh_dict() -> None:
     first = release_annotations()
     first["extra"] = "x"
     assert "extra" not in release_annotations()
-    assert len(release_annotations()) == 8
+    assert len(release_annotations()) == 10
 
 
 # --- Node.from_json: unschedulable_manager --------------------------------------------------------------------------

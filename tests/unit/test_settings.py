@@ -625,6 +625,10 @@ def test_summary_has_no_secrets() -> None:
         "api_timeout": 10.0,
         "audit_log_name": "drainer",
         "container_api": "https://container.googleapis.com",
+        "compute_fence": True,
+        "compute_api": "https://compute.googleapis.com",
+        "out_of_service_taint": True,
+        "max_event_age": 7200.0,
         "logging_api": None,
         "cleanup": {
             "ttl_succeeded": 3600.0,
