@@ -197,7 +197,7 @@ def tainted(**changes: object) -> Node:
         "annotations": dict(OURS),
         "transition": EVENT_TIME + timedelta(minutes=3),
     }
-    return node(**{**defaults, **changes})  # type: ignore[arg-type]
+    return node(**{**defaults, **changes})
 
 
 def test_back_and_nothing_left_removes_our_taint_and_our_cordon() -> None:
