@@ -53,6 +53,26 @@ resource "google_project_iam_member" "runtime_cluster_reader" {
   member  = google_service_account.runtime.member
 }
 
+# compute.instances.get and nothing else, where the cluster nodes live: the fence asks Compute
+# Engine whether a node's VM is off before the out-of-service taint and the force-cleanup.
+resource "google_project_iam_custom_role" "instance_reader" {
+  for_each = var.compute_fence ? local.cluster_projects : toset([])
+
+  project     = each.value
+  role_id     = "${replace(var.name, "-", "_")}_instance_get"
+  title       = "gke-node-drainer instance read"
+  description = "Read a node VM's state for the fence (compute.instances.get)."
+  permissions = ["compute.instances.get"]
+}
+
+resource "google_project_iam_member" "runtime_instance_reader" {
+  for_each = var.compute_fence ? local.cluster_projects : toset([])
+
+  project = each.value
+  role    = google_project_iam_custom_role.instance_reader[each.value].id
+  member  = google_service_account.runtime.member
+}
+
 resource "google_project_iam_member" "runtime_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"

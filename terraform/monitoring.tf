@@ -40,7 +40,7 @@ locals {
     }
   }
 
-  metric_type = { for key, metric in google_logging_metric.counters : key => "logging.googleapis.com/user/${metric.name}" }
+  metric_type  = { for key, metric in google_logging_metric.counters : key => "logging.googleapis.com/user/${metric.name}" }
   latency_type = "logging.googleapis.com/user/${google_logging_metric.drain_latency.name}"
 
   counter_tiles = [
@@ -217,8 +217,8 @@ resource "google_monitoring_dashboard" "drainer" {
               chartOptions = { mode = "COLOR" }
               dataSets = [
                 for aligner in ["ALIGN_PERCENTILE_50", "ALIGN_PERCENTILE_95"] : {
-                  plotType           = "LINE"
-                  legendTemplate     = aligner
+                  plotType       = "LINE"
+                  legendTemplate = aligner
                   timeSeriesQuery = {
                     timeSeriesFilter = {
                       filter = "metric.type=\"${local.latency_type}\" AND resource.type=\"global\""

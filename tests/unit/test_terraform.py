@@ -334,7 +334,7 @@ def test_no_public_principal_is_granted_anything(module: Module) -> None:
     assert '"allAuthenticatedUsers"' in conditions
 
 
-def test_runtime_account_holds_only_its_three_grants(module: Module) -> None:
+def test_runtime_account_holds_only_its_four_grants(module: Module) -> None:
     runtime = "${google_service_account.runtime.member}"
     grants = sorted(
         (kind, body.get("role"))
@@ -343,11 +343,15 @@ def test_runtime_account_holds_only_its_three_grants(module: Module) -> None:
     )
     assert grants == [
         ("google_project_iam_member", "${google_project_iam_custom_role.cluster_reader[each.value].id}"),
+        ("google_project_iam_member", "${google_project_iam_custom_role.instance_reader[each.value].id}"),
         ("google_project_iam_member", "roles/logging.logWriter"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher"),
     ]
     role = module.resources[("google_project_iam_custom_role", "cluster_reader")]
     assert role["permissions"] == ["container.clusters.get"]
+    fence = module.resources[("google_project_iam_custom_role", "instance_reader")]
+    assert fence["permissions"] == ["compute.instances.get"]
+    assert fence["for_each"] == "${var.compute_fence ? local.cluster_projects : toset([])}"
     publisher = next(
         body
         for (kind, _), body in module.resources.items()
