@@ -29,6 +29,7 @@ from functions.decisions.settings import load as load_settings
 from functions.errors import MalformedEvent
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
+MALFORMED_DECISION = "acknowledge and audit event.malformed; never retried"
 
 
 class Verdict(StrEnum):
@@ -196,7 +197,7 @@ def explain_value(value: Any, *, config: ExplainSettings, env: Mapping[str, str]
         return Explanation(
             verdict=Verdict.MALFORMED,
             shape=shape,
-            fields={"error": str(exc), "decision": "acknowledge and audit event.malformed; never retried"},
+            fields={"error": str(exc), "decision": MALFORMED_DECISION},
         )
     delivery: dict[str, Any] = {}
     if message is not None:
@@ -269,6 +270,7 @@ def explain(raw: bytes, *, config: ExplainSettings, env: Mapping[str, str], now:
     try:
         value = load_input(raw)
     except MalformedEvent as exc:
-        return [Explanation(verdict=Verdict.MALFORMED, shape=Shape.UNKNOWN, fields={"error": str(exc)})]
+        fields = {"error": str(exc), "decision": MALFORMED_DECISION}
+        return [Explanation(verdict=Verdict.MALFORMED, shape=Shape.UNKNOWN, fields=fields)]
     items = value if isinstance(value, list) and value else [value]
     return [explain_value(item, config=config, env=env, now=now) for item in items]

@@ -57,28 +57,26 @@ class Answer:
 
 
 def _ambient_id_token(audience: str, request: google.auth.transport.requests.Request) -> str:
-    """An ID token from GOOGLE_APPLICATION_CREDENTIALS (a service account or impersonation file)
-    or the metadata server, through google-auth's own lookup."""
-    try:
-        return str(google.oauth2.id_token.fetch_id_token(request, audience))
-    except google.auth.exceptions.DefaultCredentialsError as exc:
-        failure: Exception = exc
-    except google.auth.exceptions.GoogleAuthError as exc:
-        raise CredentialsError(f"could not get an ID token for {audience}: {exc}") from None
-    # fetch_id_token knows service accounts and the metadata server only: tell users what to do.
+    """An ID token through google-auth's own lookup: a service-account (or impersonation) file in
+    GOOGLE_APPLICATION_CREDENTIALS, or the metadata server. User credentials cannot mint one for an
+    arbitrary audience, so they are recognised first and answered with what to do instead."""
     try:
         credentials, _ = google.auth.default()
-    except google.auth.exceptions.DefaultCredentialsError:
+    except google.auth.exceptions.DefaultCredentialsError as exc:
         if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
-            raise CredentialsError(f"GOOGLE_APPLICATION_CREDENTIALS cannot be used: {failure}") from None
+            raise CredentialsError(f"GOOGLE_APPLICATION_CREDENTIALS cannot be used: {exc}") from None
         raise CredentialsError(NO_CREDENTIALS) from None
-    kind = type(credentials).__module__ + "." + type(credentials).__name__
-    if kind.startswith("google.oauth2.credentials."):
-        raise CredentialsError(USER_CREDENTIALS.format(audience=audience)) from None
-    raise CredentialsError(
-        f"your Google credentials ({type(credentials).__name__}) cannot mint an ID token: "
-        "pass --impersonate-service-account EMAIL"
-    ) from None
+    if type(credentials).__module__ == "google.oauth2.credentials":
+        raise CredentialsError(USER_CREDENTIALS.format(audience=audience))
+    try:
+        return str(google.oauth2.id_token.fetch_id_token(request, audience))
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise CredentialsError(
+            f"your Google credentials ({type(credentials).__name__}) cannot mint an ID token: "
+            "pass --impersonate-service-account EMAIL"
+        ) from None
+    except google.auth.exceptions.GoogleAuthError as exc:
+        raise CredentialsError(f"could not get an ID token for {audience}: {exc}") from None
 
 
 def _impersonated_id_token(audience: str, account: str, request: google.auth.transport.requests.Request) -> str:
