@@ -490,3 +490,20 @@ def test_console_script_is_the_cli() -> None:
 def test_table_pads_columns() -> None:
     text = cli.table(["a", "bb"], [["xxx", None], ["y", True]])
     assert text.splitlines() == ["A    BB", "xxx  -", "y    yes"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_spins_on_a_terminal_and_clears_its_line() -> None:
+    from tests.controlplane.cluster import wait_until
+
+    terminal = _Terminal()
+    with cli.Progress("draining n1", terminal):
+        assert wait_until(lambda: "draining n1" in terminal.getvalue(), timeout=10)
+    text = terminal.getvalue()
+    assert text.startswith("\r")
+    assert " s" in text
+    assert text.endswith("\r\033[K")
