@@ -1,5 +1,5 @@
-"""Command line: ``python -m functions worker --subscription projects/P/subscriptions/S``."""
+"""``python -m functions``: the command-line tool, the same as ``gke-node-drainer`` (see functions/entry/cli.py)."""
 
-from functions.entry.worker import main
+from functions.entry.cli import main
 
 raise SystemExit(main())

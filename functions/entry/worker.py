@@ -11,12 +11,10 @@ period, then exits.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import signal
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,8 +22,6 @@ from functions.decisions.actions import Action, Severity
 from functions.errors import PermanentError
 from functions.usecases.node_events import NodeEvents
 from functions.usecases.runtime import Runtime
-
-DEFAULT_GRACE_SECONDS = 150.0
 
 
 def envelope(message: Any) -> dict[str, Any]:
@@ -112,29 +108,9 @@ class Worker:
         return 0 if finished else 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m functions", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    worker = commands.add_parser("worker", help="pull log-sink messages and drain nodes")
-    worker.add_argument("--subscription", required=True, help="projects/PROJECT/subscriptions/NAME")
-    worker.add_argument("--max-messages", type=int, default=8, help="messages handled at once (flow control)")
-    worker.add_argument(
-        "--grace-seconds",
-        type=float,
-        default=DEFAULT_GRACE_SECONDS,
-        help="how long in-flight drains may run after SIGTERM",
-    )
-    args = parser.parse_args(argv)
-    if not args.subscription.startswith("projects/") or "/subscriptions/" not in args.subscription:
-        parser.error("--subscription must be projects/PROJECT/subscriptions/NAME")
-    runner = Worker(
-        Runtime.from_environment(),
-        subscription=args.subscription,
-        max_messages=args.max_messages,
-        grace=args.grace_seconds,
-    )
+def serve(*, subscription: str, max_messages: int, grace: float) -> int:
+    """Run the worker until SIGTERM or SIGINT (``gke-node-drainer worker``, see :mod:`functions.entry.cli`)."""
+    runner = Worker(Runtime.from_environment(), subscription=subscription, max_messages=max_messages, grace=grace)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     return runner.run()

@@ -4,7 +4,8 @@ Point google-auth at it with ``GCE_METADATA_HOST`` and ``GCE_METADATA_IP`` (both
 ``127.0.0.1:PORT``). It answers the paths google-auth uses: the detection ping, the project id,
 the default service account's info, its access token (handed out from a fixed list that the API
 server's token file maps to the drainer user, rotating at each refresh) and its ID token
-(signed by a test key, when one is configured).
+(``identity?audience=...``, minted by ``id_token_minter``, e.g. signed by a test issuer, when one
+is configured: google-auth's ``id_token.fetch_id_token`` then works as on Compute Engine).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FakeMetadataServer:
     universe_domain: str = "universe.test"
     id_token_minter: Callable[[str], str] | None = None
     requests: list[str] = field(default_factory=list)
+    id_token_audiences: list[str] = field(default_factory=list)  # what each identity request asked for
 
     def __post_init__(self) -> None:
         self._next_token = itertools.cycle(self.tokens)
@@ -84,6 +86,7 @@ class FakeMetadataServer:
             audience = (query.get("audience") or [""])[0]
             if not audience:
                 return 400, "text/plain", "audience required"
+            self.id_token_audiences.append(audience)
             return 200, "text/plain", self.id_token_minter(audience)
         return 404, "text/plain", "not found"
 
