@@ -277,7 +277,7 @@ def log_entry_from_message(message: PubsubMessage) -> dict[str, Any]:
     try:
         entry = jsonvalue.load(message.data, what="Pub/Sub message data")
     except jsonvalue.JsonError as exc:
-        raise MalformedEvent(f"{exc} (expected a JSON LogEntry)") from None
+        raise MalformedEvent(f"Pub/Sub message data is not a JSON LogEntry ({exc})") from None
     if not isinstance(entry, dict):
         raise MalformedEvent(
             f"Pub/Sub message data is not a JSON LogEntry: got a JSON {_type_name(entry)}, expected an object"
