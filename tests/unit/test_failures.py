@@ -179,7 +179,9 @@ def test_a_pod_left_because_the_api_server_failed_is_not_reported_blocked() -> N
         "ns/both": PodResult.REMAINING,  # a budget refused it once, then the API server failed: not "blocked"
     }
     assert report.transient_failures == 2
-    assert [b["pod"] for b in report.summary()["blocked"]] == ["ns/held"]  # type: ignore[index]
+    blocked = report.summary()["blocked"]
+    assert isinstance(blocked, list)
+    assert [b["pod"] for b in blocked] == ["ns/held"]
 
 
 def test_errors_are_drainer_errors() -> None:
