@@ -22,6 +22,7 @@ from functions.decisions.settings import FUNCTION_TIMEOUT_MARGIN, MAX_DEADLINE, 
 from functions.errors import PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.callers import CallerVerifier, Forbidden, Unauthorized
+from functions.gateways.kube.errors import ApiForbidden
 from functions.usecases.node_events import NodeNotFound
 from functions.usecases.operations import NotOurs, Operations
 from functions.usecases.runtime import Runtime, record_cluster_failure
@@ -153,6 +154,16 @@ class Api:
             return _rejected(audit, 404, exc)
         except NotOurs as exc:
             return _rejected(audit, 409, exc)
+        except ApiForbidden as exc:  # a deployment fault: say what to fix
+            audit.record(
+                Action.HTTP_FAILED,
+                f"the cluster denied the request: {exc}",
+                severity=Severity.ERROR,
+                status=503,
+                api_status=exc.status.as_dict(),
+                fix=exc.fix,
+            )
+            return _error(503, f"the cluster denied the request: {exc}; {exc.fix}")
         except TransientError as exc:
             audit.record(
                 Action.HTTP_FAILED, f"the cluster could not be reached: {exc}", severity=Severity.ERROR, status=503
