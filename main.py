@@ -19,7 +19,7 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 
 from functions.decisions.settings import ConfigError
-from functions.entry.http_api import Api, HttpResult
+from functions.entry.http_api import MAX_BODY_BYTES, Api, HttpResult
 from functions.errors import PermanentError
 from functions.usecases.node_events import NodeEvents
 from functions.usecases.runtime import Runtime
@@ -79,7 +79,10 @@ def _http(request: flask.Request, call: str) -> flask.Response:
         handler = getattr(api(), call)
     except ConfigError as exc:
         return _respond(HttpResult(500, {"error": f"the function is misconfigured: {exc}"}))
-    return _respond(handler(method=request.method, headers=dict(request.headers), body=request.get_data()))
+    declared = request.content_length
+    # never more than one byte past the limit is read: a larger body is refused (413) unread
+    body = b"" if declared is not None and declared > MAX_BODY_BYTES else request.stream.read(MAX_BODY_BYTES + 1)
+    return _respond(handler(method=request.method, headers=dict(request.headers), body=body, declared_length=declared))
 
 
 @functions_framework.http

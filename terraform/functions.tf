@@ -78,13 +78,13 @@ resource "google_cloudfunctions2_function" "events" {
   service_config {
     available_memory                 = var.memory
     available_cpu                    = "1"
-    timeout_seconds                  = 540
+    timeout_seconds                  = local.event_timeout_seconds
     max_instance_count               = var.event_max_instances
     max_instance_request_concurrency = 1
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.runtime.email
-    environment_variables            = local.common_env
+    environment_variables            = merge(local.common_env, local.event_env)
   }
 
   event_trigger {
@@ -163,7 +163,7 @@ resource "google_cloudfunctions2_function" "manual" {
   service_config {
     available_memory               = var.memory
     available_cpu                  = "1"
-    timeout_seconds                = 900
+    timeout_seconds                = local.manual_timeout_seconds
     max_instance_count             = 5
     ingress_settings               = var.manual_ingress_settings
     all_traffic_on_latest_revision = true

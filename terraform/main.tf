@@ -46,7 +46,17 @@ locals {
 
   # A scheduled run ends cleanly before the function's timeout: cleanup gets what recovery leaves.
   recovery_deadline_seconds = 60
+  # Each function's timeout is handed to it (DRAINER_FUNCTION_TIMEOUT_SECONDS): a call bounds its
+  # own work so that it finishes, audited, before the platform stops it.
+  event_timeout_seconds  = 540
+  manual_timeout_seconds = 900
+
+  event_env = {
+    DRAINER_FUNCTION_TIMEOUT_SECONDS = tostring(local.event_timeout_seconds)
+  }
+
   schedule_env = {
+    DRAINER_FUNCTION_TIMEOUT_SECONDS  = tostring(var.schedule_timeout_seconds)
     DRAINER_HTTP_AUDIENCE             = local.schedule_url
     DRAINER_ALLOWED_CALLERS           = google_service_account.scheduler.email
     DRAINER_RECOVERY_DEADLINE_SECONDS = tostring(local.recovery_deadline_seconds)
@@ -54,8 +64,9 @@ locals {
   }
 
   manual_env = {
-    DRAINER_HTTP_AUDIENCE   = local.manual_url
-    DRAINER_ALLOWED_CALLERS = join(",", var.allowed_callers)
+    DRAINER_FUNCTION_TIMEOUT_SECONDS = tostring(local.manual_timeout_seconds)
+    DRAINER_HTTP_AUDIENCE            = local.manual_url
+    DRAINER_ALLOWED_CALLERS          = join(",", var.allowed_callers)
   }
 }
 

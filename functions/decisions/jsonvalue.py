@@ -30,6 +30,11 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are no JSON (RFC 8259), though Python's parser takes them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def load(raw: bytes | bytearray | memoryview | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text from an untrusted source; JsonError names ``what`` and the problem (nesting
     deeper than ``max_depth`` included, so that nothing downstream recurses on hostile input)."""
@@ -41,7 +46,7 @@ def load(raw: bytes | bytearray | memoryview | str, *, what: str, max_depth: int
     else:
         text = raw
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise JsonError(f"{what} nests deeper than {max_depth} levels") from None
     except ValueError as exc:

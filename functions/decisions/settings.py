@@ -32,6 +32,8 @@ DEFAULT_CLEANUP_BUDGET = 300.0
 DEFAULT_CLEANUP_CONCURRENCY = 32
 DEFAULT_CLEANUP_PAGE_SIZE = 500
 DEFAULT_RECOVERY_DEADLINE = 60.0
+DEFAULT_FUNCTION_TIMEOUT = 540.0  # Cloud Functions' longest timeout of an event-driven function
+FUNCTION_TIMEOUT_MARGIN = 30.0  # kept free at the end of a call: final audit records, outcome events, flushes
 MAX_DEADLINE = 3600.0
 MAX_TTL = 90 * 86400.0
 
@@ -114,6 +116,13 @@ class Settings:
     id_token_certs_url: str | None = None  # another certs endpoint for ID tokens (tests)
     outcome_topic: str | None = None  # projects/P/topics/T for outcome events; unset: none published
     outcome_type_prefix: str = DEFAULT_OUTCOME_TYPE_PREFIX
+    function_timeout: float = DEFAULT_FUNCTION_TIMEOUT
+
+    @property
+    def work_limit(self) -> float:
+        """Seconds one call may spend working: the function's timeout less a safety margin, so that
+        its last records are written before the platform stops it."""
+        return self.function_timeout - FUNCTION_TIMEOUT_MARGIN
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -457,6 +466,16 @@ SETTINGS: tuple[Setting, ...] = (
         help="time one recovery force-cleanup may take",
     ),
     Setting(
+        env="DRAINER_FUNCTION_TIMEOUT_SECONDS",
+        target="function_timeout",
+        read=_number,
+        default=DEFAULT_FUNCTION_TIMEOUT,
+        low=FUNCTION_TIMEOUT_MARGIN + 30,
+        high=MAX_DEADLINE,
+        help=f"the function's timeout (Terraform passes it); a call works at most this less "
+        f"{FUNCTION_TIMEOUT_MARGIN:g} s, and a manual drain's `timeout_seconds` may not exceed that",
+    ),
+    Setting(
         env="DRAINER_HTTP_AUDIENCE",
         target="http_audience",
         read=_text,
@@ -623,4 +642,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             cleanup[name] = value
         else:
             top[name] = value
+    if top["allowed_callers"] and not top["http_audience"]:
+        raise ConfigError(
+            "DRAINER_ALLOWED_CALLERS is set but DRAINER_HTTP_AUDIENCE is not: without an audience no ID token is "
+            "checked, so the allow-list could not be enforced; set DRAINER_HTTP_AUDIENCE to the function's URL"
+        )
     return Settings(clusters=_clusters(env), deadlines=deadlines, cleanup=CleanupPolicy(**cleanup), **top)

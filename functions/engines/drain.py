@@ -26,7 +26,7 @@ from functions.errors import DrainerError, PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
 from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent
-from functions.gateways.kube.errors import ApiStatus, ApiUnavailable, Conflict
+from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable, Conflict
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
@@ -327,14 +327,17 @@ class Drain:
                 return  # the force phase takes over: budgets protect running pods, not dead ones
             try:
                 result = self.kube.evict(pod, dry_run=self.dry_run)
-            except PermanentError as exc:  # RBAC or a rejected request: retrying will not help
+            except (PermanentError, ApiForbidden) as exc:  # invalid, or denied: retrying now will not help
                 item.last_message = str(exc)
+                item.transient = isinstance(exc, ApiForbidden)  # a deployment fault: the event is retried
+                fix = {"fix": exc.fix} if isinstance(exc, ApiForbidden) else {}
                 self._record_pod(
                     item,
                     Action.POD_EVICTION_FAILED,
                     f"eviction of {pod.key} failed: {exc}",
                     severity=Severity.ERROR,
                     error=str(exc),
+                    **fix,
                 )
                 return
             if result.outcome is EvictionOutcome.EVICTED:
@@ -602,7 +605,9 @@ class Drain:
                     continue
                 left += 1
                 transient += int(item.transient)
-                result = PodResult.BLOCKED if item.result is PodResult.BLOCKED else PodResult.REMAINING
+                # blocked only when a budget refused it last, not when the API server failed after that
+                blocked = item.result is PodResult.BLOCKED and not item.transient
+                result = PodResult.BLOCKED if blocked else PodResult.REMAINING
                 reports.append(
                     PodReport(
                         pod=pod.key, result=result, reason=item.last_message or item.decision.reason, pdb=item.pdb

@@ -355,7 +355,12 @@ def cmd_worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error("--subscription must be projects/PROJECT/subscriptions/NAME")
     from functions.entry import worker  # the worker's dependencies (Kubernetes, Pub/Sub) load only for it
 
-    return worker.serve(subscription=args.subscription, max_messages=args.max_messages, grace=args.grace_seconds)
+    return worker.serve(
+        subscription=args.subscription,
+        max_messages=args.max_messages,
+        grace=args.grace_seconds,
+        retry_backoff=args.retry_backoff_seconds,
+    )
 
 
 # ----------------------------------------------------------------------------------------- parser
@@ -444,6 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=WORKER_GRACE_SECONDS,
         help="how long in-flight drains may run after SIGTERM",
+    )
+    worker.add_argument(
+        "--retry-backoff-seconds",
+        type=float,
+        default=None,
+        help="first wait before a message that failed transiently is redelivered (default 10); doubles per attempt, "
+        "at most 600",
     )
     worker.set_defaults(run=lambda args: cmd_worker(args, worker))
     return parser

@@ -4,9 +4,11 @@ For clusters the functions cannot reach (private endpoints) or automation outsid
 
     python -m functions worker --subscription projects/P/subscriptions/S
 
-Handled and permanently bad messages are acked, transient failures nacked (Pub/Sub redelivers).
-On SIGTERM or SIGINT the worker stops pulling and lets in-flight drains finish within a grace
-period, then exits.
+Handled and permanently bad messages are acked. After a transient failure the message is not
+nacked (an immediate redelivery would hot-loop against a dead cluster): its ack deadline is set to a
+backoff that doubles with the message's delivery attempt (10 s, 20 s ... 600 s) and it is released,
+so Pub/Sub redelivers it then; the dead-letter policy, when set, counts these attempts. On SIGTERM
+or SIGINT the worker stops pulling and lets in-flight drains finish within a grace period, then exits.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import contextlib
 import signal
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +25,28 @@ from functions.decisions.actions import Action, Severity
 from functions.errors import PermanentError
 from functions.usecases.node_events import NodeEvents
 from functions.usecases.runtime import Runtime
+
+DEFAULT_RETRY_BACKOFF_SECONDS = 10.0  # Pub/Sub's shortest advised ack deadline
+MAX_RETRY_BACKOFF_SECONDS = 600  # Pub/Sub's longest ack deadline
+_ATTEMPTS_KEPT = 10_000  # delivery counts kept when the subscription has no dead-letter policy
+
+
+def retry_backoff(attempt: int, *, start: float = DEFAULT_RETRY_BACKOFF_SECONDS) -> int:
+    """Seconds before the ``attempt``-th delivery (1 = the first) is redelivered: start, doubling, at
+    most 600 (pure)."""
+    return int(min(start * 2 ** (max(attempt, 1) - 1), MAX_RETRY_BACKOFF_SECONDS))
+
+
+def release_for_later(message: Any, seconds: int) -> None:
+    """Have Pub/Sub redeliver ``message`` in ``seconds``: set its ack deadline, then take it out of the
+    client's lease management, which would otherwise keep extending the deadline (what nack does,
+    without its deadline of 0)."""
+    from google.cloud.pubsub_v1.subscriber._protocol import requests as pubsub_requests
+
+    message.modify_ack_deadline(seconds)
+    message._request_queue.put(  # the library offers no public "drop without nack"
+        pubsub_requests.DropRequest(ack_id=message.ack_id, byte_size=message.size, ordering_key=message.ordering_key)
+    )
 
 
 def envelope(message: Any) -> dict[str, Any]:
@@ -38,23 +63,48 @@ def envelope(message: Any) -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, subscription: str, max_messages: int, grace: float) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        subscription: str,
+        max_messages: int,
+        grace: float,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+    ) -> None:
         self.runtime = runtime
         self.events = NodeEvents(runtime)
         self.subscription = subscription
         self.max_messages = max_messages
         self.grace = grace
+        self.retry_backoff = retry_backoff
         self._stop = threading.Event()
+        self._attempts: OrderedDict[str, int] = OrderedDict()
+        self._attempts_lock = threading.Lock()
+
+    def _attempt(self, message: Any) -> int:
+        """The message's delivery attempt: Pub/Sub's count (with a dead-letter policy), else our own."""
+        counted = getattr(message, "delivery_attempt", None)
+        if isinstance(counted, int) and counted > 0:
+            return counted
+        with self._attempts_lock:
+            seen = self._attempts.pop(message.message_id, 0) + 1
+            self._attempts[message.message_id] = seen
+            while len(self._attempts) > _ATTEMPTS_KEPT:
+                self._attempts.popitem(last=False)
+            return seen
 
     def handle(self, message: Any) -> None:
         try:
             self.events.handle_delivery(envelope(message), trigger="worker", delivery_id=message.message_id)
         except PermanentError:
-            message.ack()  # bad input or nothing to do: audited, never redelivered
-        except Exception:  # transient (and anything unexpected): let Pub/Sub redeliver
-            message.nack()
-        else:
-            message.ack()
+            pass  # bad input or nothing to do: audited, never redelivered
+        except Exception:  # transient (and anything unexpected): redelivered after a backoff
+            release_for_later(message, retry_backoff(self._attempt(message), start=self.retry_backoff))
+            return
+        message.ack()
+        with self._attempts_lock:
+            self._attempts.pop(message.message_id, None)
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -108,9 +158,15 @@ class Worker:
         return 0 if finished else 2
 
 
-def serve(*, subscription: str, max_messages: int, grace: float) -> int:
+def serve(*, subscription: str, max_messages: int, grace: float, retry_backoff: float | None = None) -> int:
     """Run the worker until SIGTERM or SIGINT (``gke-node-drainer worker``, see :mod:`functions.entry.cli`)."""
-    runner = Worker(Runtime.from_environment(), subscription=subscription, max_messages=max_messages, grace=grace)
+    runner = Worker(
+        Runtime.from_environment(),
+        subscription=subscription,
+        max_messages=max_messages,
+        grace=grace,
+        retry_backoff=DEFAULT_RETRY_BACKOFF_SECONDS if retry_backoff is None else retry_backoff,
+    )
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     return runner.run()

@@ -1,8 +1,9 @@
 """Caller verification for the HTTP entry points: a Google-signed ID token and an allow-list.
 
 The token is verified with google-auth's ``id_token.verify_oauth2_token`` (signature against
-Google's certificates, ``exp``/``iat``, the expected audience, Google's issuers). The certificates
-are cached for a few minutes; ``certs_url`` may point the certificate fetch elsewhere (tests).
+Google's certificates, ``exp``/``iat`` with 30 s of clock skew allowed, the expected audience,
+Google's issuers). The certificates are cached for a few minutes; ``certs_url`` may point the
+certificate fetch elsewhere (tests).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functions.errors import PermanentError
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 CERTS_CACHE_SECONDS = 300.0
+CLOCK_SKEW_SECONDS = 30  # a token issued by a clock this far ahead of ours is still accepted (iat, exp)
 
 
 class Unauthorized(PermanentError):
@@ -81,7 +83,9 @@ class CallerVerifier:
             raise Unauthorized("send a Google-signed ID token: Authorization: Bearer <token>")
         token = authorization.removeprefix("Bearer ").strip()
         try:
-            claims = id_token.verify_oauth2_token(token, self._request, audience=self.audience)
+            claims = id_token.verify_oauth2_token(
+                token, self._request, audience=self.audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
+            )
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             raise Unauthorized(f"the ID token was rejected: {_first_line(exc)}") from None
         email = str(claims.get("email") or "")

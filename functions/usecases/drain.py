@@ -16,6 +16,7 @@ from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.errors import ApiForbidden
 from functions.usecases.runtime import Runtime
 
 
@@ -65,6 +66,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         return None
     except (TransientError, PermanentError) as exc:
         duration = round(time.monotonic() - started, 3)
+        denied = {"status": exc.status.as_dict(), "fix": exc.fix} if isinstance(exc, ApiForbidden) else {}
         audit.record(
             Action.DRAIN_FAILED,
             f"drain of {node} failed: {exc}",
@@ -72,6 +74,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
             error=str(exc),
             retry=isinstance(exc, TransientError),
             duration_seconds=duration,
+            **denied,
         )
         if not dry_run:
             runtime.outcomes.publish(

@@ -15,9 +15,8 @@ from functions.engines.drain import DrainReport
 from functions.errors import DrainerError, MalformedEvent, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeError
-from functions.gateways.kube.errors import ApiForbidden
 from functions.usecases.drain import Target, drain_node
-from functions.usecases.runtime import Runtime
+from functions.usecases.runtime import Runtime, record_cluster_failure
 
 
 class NodeNotFound(DrainerError):
@@ -147,15 +146,9 @@ class NodeEvents:
             try:
                 client = self.runtime.client(cluster)
                 node = client.get_node(instance)
-            except (TransientError, ApiForbidden) as exc:
+            except TransientError as exc:  # unreachable, denied (401/403) or not set up: the others still count
                 unreachable.append(cluster.name)
-                audit.record(
-                    Action.CLUSTER_UNREACHABLE,
-                    f"cluster {cluster.name} could not be asked about {instance}: {exc}",
-                    severity=Severity.WARNING,
-                    cluster=cluster.name,
-                    error=str(exc),
-                )
+                record_cluster_failure(audit, cluster, exc, doing=f"asking about {instance}")
                 continue
             if node is not None and node.provider_id == provider_id:
                 return Target(cluster=cluster, client=client, node=node)

@@ -4,6 +4,7 @@ each audited, each working on one cluster."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,14 +45,17 @@ class Operations:
         self.runtime = runtime
         self.settings = runtime.settings
 
-    def cleanup(self, cluster: ClusterConfig, *, dry_run: bool, audit: Audit, now: datetime) -> dict[str, Any]:
+    def cleanup(
+        self, cluster: ClusterConfig, *, dry_run: bool, audit: Audit, now: datetime, budget: float | None = None
+    ) -> dict[str, Any]:
+        """Clean one cluster within ``budget`` seconds (at most the configured cleanup budget)."""
         client = self.runtime.client(cluster)
         run = Cleanup(
             kube=client,
             policy=self.settings.cleanup,
             audit=audit.bind(cluster=cluster.name),
             dry_run=dry_run,
-            budget_seconds=self.settings.cleanup_budget,
+            budget_seconds=min(self.settings.cleanup_budget, budget or self.settings.cleanup_budget),
             concurrency=self.settings.cleanup_concurrency,
             page_size=self.settings.cleanup_page_size,
         )
@@ -129,26 +133,43 @@ class Operations:
             )
         return rows
 
-    def recover(self, cluster: ClusterConfig, *, dry_run: bool, audit: Audit) -> list[dict[str, str]]:
+    def recover(
+        self, cluster: ClusterConfig, *, dry_run: bool, audit: Audit, deadline: float | None = None
+    ) -> list[dict[str, str]]:
+        """Recover the nodes we cordoned in ``cluster``; a node is left for the next run when less
+        than a second remains before ``deadline`` (time.monotonic), and a force-cleanup ends by it."""
         changes = []
         for node in self._nodes(cluster):
             node_audit = audit.bind(cluster=cluster.name, node=node.name)
             try:
                 decision = policy.recovery_decision(node, self._facts(cluster, node))
-                if decision.action is policy.RecoveryAction.WAIT:
-                    continue
-                if decision.action is policy.RecoveryAction.FORCE_CLEANUP:
-                    result = self._finish_force_cleanup(cluster, node, dry_run=dry_run, audit=node_audit)
-                else:
-                    result = self._lift(cluster, node, decision, dry_run=dry_run, audit=node_audit)
-            except TransientError as exc:  # one node's trouble does not stop the others
-                node_audit.record(
-                    Action.NODE_RECOVERY_FAILED,
-                    f"recovery of {node.name} failed: {exc}",
-                    severity=Severity.ERROR,
-                    error=str(exc),
-                )
-                result = f"failed: {exc}"
+            except TransientError as exc:
+                decision = policy.RecoveryDecision(action=policy.RecoveryAction.WAIT, reason=f"not known: {exc}")
+            if decision.action is policy.RecoveryAction.WAIT:
+                continue
+            left = self.settings.recovery_deadline if deadline is None else deadline - time.monotonic()
+            if left < 1:
+                result = "deferred"
+            else:
+                try:
+                    if decision.action is policy.RecoveryAction.FORCE_CLEANUP:
+                        result = self._finish_force_cleanup(
+                            cluster,
+                            node,
+                            dry_run=dry_run,
+                            audit=node_audit,
+                            timeout=min(self.settings.recovery_deadline, left),
+                        )
+                    else:
+                        result = self._lift(cluster, node, decision, dry_run=dry_run, audit=node_audit)
+                except TransientError as exc:  # one node's trouble does not stop the others
+                    node_audit.record(
+                        Action.NODE_RECOVERY_FAILED,
+                        f"recovery of {node.name} failed: {exc}",
+                        severity=Severity.ERROR,
+                        error=str(exc),
+                    )
+                    result = f"failed: {exc}"
             changes.append(
                 NodeChange(
                     node=node.name, action=decision.action.value, reason=decision.reason, result=result
@@ -206,7 +227,9 @@ class Operations:
             )
         return verb
 
-    def _finish_force_cleanup(self, cluster: ClusterConfig, node: Node, *, dry_run: bool, audit: Audit) -> str:
+    def _finish_force_cleanup(
+        self, cluster: ClusterConfig, node: Node, *, dry_run: bool, audit: Audit, timeout: float
+    ) -> str:
         client = self.runtime.client(cluster)
         pods, _ = client.list_pods_on_node(node.name)
         reason = node.annotations.get(policy.CORDON_REASON, "recovery")
@@ -221,7 +244,7 @@ class Operations:
             reason=reason,
             event_id=node.annotations.get(policy.CORDON_EVENT_ID, "recovery"),
             event_time=event_time,
-            timeout=timedelta(seconds=self.settings.recovery_deadline),
+            timeout=timedelta(seconds=timeout),
             force_when_down=self.settings.force_cleanup,
             instance_id=node.annotations.get(policy.CORDON_INSTANCE_ID),
             out_of_service_taint=self.settings.force_cleanup and taint,

@@ -4,19 +4,53 @@ context and the outcome publisher. Made at the first call (never at import)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from functions.decisions import settings as settings_module
-from functions.decisions.actions import Action
+from functions.decisions.actions import Action, Severity
 from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig, Settings
+from functions.errors import DrainerError
 from functions.gateways import audit as audit_log
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient
 from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.connection import ClusterSetupError
+from functions.gateways.kube.errors import ApiError, ApiForbidden
 from functions.gateways.outcomes import OutcomePublisher
 
 ClientFactory = Callable[[ClusterConfig], ClusterClient]
+SETUP_BACKOFF_START = 30.0  # seconds before a cluster whose client could not be built is tried again
+SETUP_BACKOFF_MAX = 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetupFailure:
+    """The last failure to build one cluster's client, and when to try again."""
+
+    error: DrainerError
+    failures: int
+    retry_at: float  # time.monotonic()
+
+
+def setup_backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row: 30 s, doubling, at most 10 min."""
+    return float(min(SETUP_BACKOFF_START * 2 ** max(failures - 1, 0), SETUP_BACKOFF_MAX))
+
+
+def record_cluster_failure(audit: Audit, cluster: ClusterConfig, exc: Exception, *, doing: str) -> None:
+    """Audit a cluster that could not be used: a cluster that denies us is a deployment fault
+    (ERROR, with what to fix); an unreachable one, or one whose client cannot be built, a WARNING."""
+    fields: dict[str, object] = {"cluster": cluster.name, "error": str(exc)}
+    severity = Severity.WARNING
+    if isinstance(exc, ApiForbidden):
+        severity = Severity.ERROR
+        fields.update(status=exc.status.as_dict(), fix=exc.fix)
+    audit.record(
+        Action.CLUSTER_UNREACHABLE, f"cluster {cluster.name}: {doing} failed: {exc}", severity=severity, **fields
+    )
 
 
 class Runtime:
@@ -26,7 +60,9 @@ class Runtime:
             lambda c: ClusterClient(c, timeout=settings.api_timeout, container_api=settings.container_api)
         )
         self._clients: dict[str, ClusterClient] = {}
+        self._setup_failures: dict[str, SetupFailure] = {}
         self._clients_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.monotonic
         self.audit = Audit({"component": COMPONENT})
         self.outcomes = OutcomePublisher(topic=settings.outcome_topic, type_prefix=settings.outcome_type_prefix)
         self.compute = (
@@ -44,12 +80,33 @@ class Runtime:
         return runtime
 
     def client(self, cluster: ClusterConfig) -> ClusterClient:
+        """The cluster's client, built at the first use. A cluster whose client could not be built
+        is not tried again before its backoff (30 s doubling to 10 min) ends: until then the last
+        error is raised again at once."""
         with self._clients_lock:
             existing = self._clients.get(cluster.name)
             if existing is not None:
                 return existing
-        made = self._client_factory(cluster)  # may discover the endpoint: outside the lock
+            failure = self._setup_failures.get(cluster.name)
+            now = self.clock()
+            if failure is not None and now < failure.retry_at:
+                if isinstance(failure.error, ApiError):  # keeps its Status (and, when denied, what to fix)
+                    raise failure.error
+                raise ClusterSetupError(
+                    f"{failure.error} (the client of cluster {cluster.name} is not rebuilt for another "
+                    f"{failure.retry_at - now:.0f} s)"
+                ) from failure.error
+        try:
+            made = self._client_factory(cluster)  # may discover the endpoint: outside the lock
+        except DrainerError as exc:
+            with self._clients_lock:
+                failures = (failure.failures if failure is not None else 0) + 1
+                self._setup_failures[cluster.name] = SetupFailure(
+                    error=exc, failures=failures, retry_at=self.clock() + setup_backoff(failures)
+                )
+            raise
         with self._clients_lock:
+            self._setup_failures.pop(cluster.name, None)
             return self._clients.setdefault(cluster.name, made)
 
     def finish(self) -> None:

@@ -405,3 +405,83 @@ def test_pod_selected_by_two_budgets_is_reported_not_forced(drainer: FunctionSer
     assert done["counts"] == {"blocked": 1}
     assert "more than one" in done["blocked"][0]["message"].lower()
     assert len(cluster.wait_running(1, node=node.name)) == 1
+
+
+def test_cluster_that_denies_us_is_a_deployment_fault_retried_with_what_to_fix(
+    server_factory: Any, control_plane: ControlPlane, cluster: TestCluster, tmp_path: Any
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(control_plane.stranger.token)  # authenticated, but no binding grants it anything
+    denied = cluster_entry(control_plane, name="denied", auth="token_file", token_file=str(token))
+    server = server_factory(clusters=[denied])
+    node = cluster.add_node()
+    entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id)
+    assert send(server, entry).status_code == 500  # raised: Pub/Sub redelivers, the dead-letter topic keeps it
+    record = server.wait_audit(action="cluster.unreachable", event_id=event_id(entry))
+    assert record["severity"] == "ERROR"
+    assert record["status"]["code"] == 403
+    assert record["status"]["reason"] == "Forbidden"
+    assert "get nodes" in record["fix"]
+    assert "ClusterRole gke-node-drainer" in record["fix"]
+    assert not cluster.read_node(node.name).spec.unschedulable
+
+
+def test_denial_during_the_drain_is_handled_the_same_way(
+    server_factory: Any, control_plane: ControlPlane, cluster: TestCluster, admin_api: Any, tmp_path: Any
+) -> None:
+    from kubernetes import client as k8s
+
+    rbac = k8s.RbacAuthorizationV1Api(admin_api)
+    name = f"read-nodes-{cluster.namespace}"
+    rbac.create_cluster_role(
+        {"metadata": {"name": name}, "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": control_plane.stranger.user}
+            ],
+        }
+    )
+    try:
+        token = tmp_path / "token"
+        token.write_text(control_plane.stranger.token)  # may read nodes, may not cordon
+        entry_cluster = cluster_entry(control_plane, name="readonly", auth="token_file", token_file=str(token))
+        server = server_factory(clusters=[entry_cluster])
+        node = cluster.add_node()
+        entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id)
+
+        def redelivered() -> bool:  # again until the new binding is in the authorizer's cache
+            assert send(server, entry).status_code == 500
+            return bool(server.audit_for(action="drain.failed", event_id=event_id(entry)))
+
+        assert wait_until(redelivered, timeout=20)
+        record = server.wait_audit(action="drain.failed", event_id=event_id(entry))
+        assert record["severity"] == "ERROR"
+        assert record["retry"] is True
+        assert record["status"]["code"] == 403
+        assert "patch nodes" in record["fix"]
+        assert "ClusterRole gke-node-drainer" in record["fix"]
+    finally:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
+
+
+def test_cluster_whose_client_cannot_be_built_does_not_stop_the_others_and_is_not_rebuilt_each_time(
+    server_factory: Any, control_plane: ControlPlane, cluster: TestCluster, tmp_path: Any
+) -> None:
+    broken = cluster_entry(control_plane, name="broken", auth="token_file", token_file=str(tmp_path / "missing"))
+    live = cluster_entry(control_plane, name="live")
+    server = server_factory(clusters=[broken, live])
+    first, second = cluster.add_node(), cluster.add_node()
+    for node in (first, second):
+        entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id)
+        assert send(server, entry).status_code == 200
+        assert server.wait_audit(action="drain.completed", event_id=event_id(entry))["cluster"] == "live"
+        record = server.wait_audit(action="cluster.unreachable", event_id=event_id(entry))
+        assert record["cluster"] == "broken"
+        assert record["severity"] == "WARNING"
+        assert "cannot read the token file" in record["error"]
+    assert "not rebuilt for another" in record["error"]  # the second event did not try to build it again

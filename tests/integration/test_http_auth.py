@@ -63,6 +63,17 @@ def test_valid_token_of_an_allowed_caller_is_accepted(guarded: dict[str, Functio
     assert code == 200, body
 
 
+def test_a_token_from_a_clock_slightly_ahead_is_accepted(
+    guarded: dict[str, FunctionServer], issuer: TokenIssuer
+) -> None:
+    ahead = int(time.time()) + 20  # the issuer's clock runs 20 s ahead of ours: within the 30 s tolerated
+    code, body = post(guarded["manual"], issuer.token(iat=ahead, exp=ahead + 3600), {"action": "status"})
+    assert code == 200, body
+    far = int(time.time()) + 120
+    code, body = post(guarded["manual"], issuer.token(iat=far, exp=far + 3600), {"action": "status"})
+    assert code == 401, body
+
+
 @pytest.mark.parametrize(
     ("claims", "status", "message"),
     [

@@ -435,6 +435,12 @@ def test_manual_status_and_uncordon(drainer: FunctionServer, manual: FunctionSer
         ),
         pytest.param({"action": "status", "nodes": ["x"]}, 400, "unknown fields ['nodes']", id="unknown-field"),
         pytest.param({"action": "drain", "node": "n1", "timeout_seconds": 0}, 400, "timeout_seconds", id="bad-timeout"),
+        pytest.param(
+            {"action": "drain", "node": "n1", "timeout_seconds": 600},
+            400,
+            "from 1 to 510: the function runs at most 540 s (DRAINER_FUNCTION_TIMEOUT_SECONDS)",
+            id="timeout-past-the-function-timeout",
+        ),
         pytest.param({"action": "drain", "node": "gke-no-such-node"}, 404, "does not exist", id="no-such-node"),
     ],
 )
@@ -468,3 +474,46 @@ def test_unreachable_cluster_answers_503(server_factory: Factory, control_plane:
     code, answer = call(server, {"action": "status"})
     assert code == 503
     assert "try again" in answer["error"]
+
+
+def test_scheduled_run_goes_on_past_an_unreachable_cluster_and_reports_each(
+    server_factory: Factory, control_plane: ControlPlane, cluster: TestCluster
+) -> None:
+    from tests.controlplane.harness import free_port
+    from tests.support.server import cluster_entry
+
+    dead = cluster_entry(control_plane, name="dead", endpoint=f"https://127.0.0.1:{free_port()}")
+    live = cluster_entry(control_plane, name="live")
+    scheduler = server_factory(
+        "on_schedule",
+        "http",
+        clusters=[dead, live],
+        DRAINER_CLEANUP_NAMESPACES=cluster.namespace,
+        DRAINER_FUNCTION_TIMEOUT_SECONDS="120",
+    )
+    cluster.finished_job(name="old", finished_at=ago(hours=2))
+    status, body = call(scheduler, {"action": "all"})
+    assert status == 503, body  # Cloud Scheduler sees the failure and retries; the run is safe to repeat
+    assert body["clusters"][0]["cluster"] == "dead"
+    assert body["clusters"][0]["result"] == "failed"
+    assert body["clusters"][0]["error"]
+    assert body["clusters"][1] == {"cluster": "live", "result": "ok"}
+    assert [r["cluster"] for r in body["cleanup"]] == ["live"]
+    assert body["cleanup"][0]["deleted_jobs"] == 1
+    assert job_names(cluster) == set()
+    assert scheduler.wait_audit(action="cluster.unreachable", cluster="dead")["severity"] == "WARNING"
+    assert scheduler.wait_audit(action="cleanup.completed", cluster="live")["deleted_jobs"] == 1
+    assert scheduler.wait_audit(action="http.failed", status=503)["failed_clusters"] == ["dead"]
+
+
+def test_scheduled_cleanup_shares_the_run_deadline(server_factory: Factory, cluster: TestCluster) -> None:
+    # a 60 s function keeps 30 s to report: the cleanup budget (300 s configured) shrinks to what is left
+    scheduler = server_factory(
+        "on_schedule", "http", DRAINER_CLEANUP_NAMESPACES=cluster.namespace, DRAINER_FUNCTION_TIMEOUT_SECONDS="60"
+    )
+    cluster.finished_job(name="old", finished_at=ago(hours=2))
+    status, body = call(scheduler, {"action": "cleanup"})
+    assert status == 200, body
+    assert body["clusters"] == [{"cluster": "test", "result": "ok"}]
+    assert body["cleanup"][0]["complete"] is True
+    assert body["cleanup"][0]["duration_seconds"] < 30

@@ -26,7 +26,9 @@ PROJECT = "acme-prod"
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], subscription: str, log: Path, grace: float = 30) -> None:
+    def __init__(
+        self, env: dict[str, str], subscription: str, log: Path, grace: float = 30, extra: tuple[str, ...] = ()
+    ) -> None:
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -39,6 +41,7 @@ class WorkerProcess:
                 subscription,
                 "--grace-seconds",
                 str(grace),
+                *extra,
             ],
             cwd=REPO,
             env=env,
@@ -118,7 +121,7 @@ def test_worker_drains_and_acks(
         assert worker.stop() == 0
 
 
-def test_worker_nacks_transient_failures_and_gets_the_redelivery(
+def test_worker_backs_off_before_a_transient_failure_is_redelivered(
     control_plane: ControlPlane,
     metadata_server: FakeMetadataServer,
     pubsub: PubsubFake,
@@ -130,14 +133,23 @@ def test_worker_nacks_transient_failures_and_gets_the_redelivery(
     publisher, topic, sub = channel
     dead = cluster_entry(control_plane, name="dead", endpoint=f"https://127.0.0.1:{free_port()}")
     env = worker_env(control_plane, metadata_server, pubsub, DRAINER_CLUSTERS=json.dumps([dead]))
-    worker = WorkerProcess(env, sub, tmp_path / "worker.log")
+    worker = WorkerProcess(env, sub, tmp_path / "worker.log", extra=("--retry-backoff-seconds", "3"))
     try:
         node = cluster.add_node()
         entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id)
         publisher.publish(topic, json.dumps(entry).encode()).result(timeout=30)
-        assert wait_until(
-            lambda: len(worker.audit("cluster.unreachable", event_id=entry["operation"]["id"])) >= 2, timeout=40
-        ), worker.log.read_text()[-2000:]
+        seen: list[float] = []
+
+        def deliveries(count: int) -> bool:
+            found = len(worker.audit("cluster.unreachable", event_id=entry["operation"]["id"]))
+            while len(seen) < found:
+                seen.append(time.monotonic())
+            return found >= count
+
+        assert wait_until(lambda: deliveries(3), timeout=60, interval=0.05), worker.log.read_text()[-2000:]
+        # an immediate nack would be redelivered at once, again and again; the backoff doubles per attempt
+        assert seen[1] - seen[0] >= 3 * 0.9
+        assert seen[2] - seen[1] >= 6 * 0.9
     finally:
         assert worker.stop() == 0
 

@@ -13,6 +13,7 @@ from functions.decisions.settings import (
     DEFAULT_CONTAINER_API,
     DEFAULT_DEADLINES,
     DEFAULT_EVICTION_CONCURRENCY,
+    FUNCTION_TIMEOUT_MARGIN,
     SETTINGS,
     AuthMode,
     ClusterConfig,
@@ -648,6 +649,7 @@ def test_summary_has_no_secrets() -> None:
         "id_token_certs_url": None,
         "outcome_topic": None,
         "outcome_type_prefix": "io.gke-node-drainer",
+        "function_timeout": 540.0,
     }
     assert set(summary) - {"clusters", "deadlines", "cleanup"} <= {row.target for row in SETTINGS}
     text = json.dumps(summary)
@@ -685,3 +687,33 @@ def test_settings_defaults_when_built_directly() -> None:
     assert settings.container_api == "https://container.googleapis.com"
     assert settings.cluster("payments") is None
     assert settings.summary()["deadlines"] == {"delete": 30.0}
+
+
+# --- the function's timeout and the HTTP callers ----------------------------------------------------------------------
+
+
+def test_function_timeout_bounds_the_work_of_one_call() -> None:
+    assert load(env_with(cluster_obj())).work_limit == 540 - FUNCTION_TIMEOUT_MARGIN
+    settings = load(env_with(cluster_obj(), DRAINER_FUNCTION_TIMEOUT_SECONDS="900"))
+    assert settings.function_timeout == 900
+    assert settings.work_limit == 900 - FUNCTION_TIMEOUT_MARGIN
+
+
+@pytest.mark.parametrize("value", ["10", "0", "-5", "3601", "nine minutes"])
+def test_function_timeout_out_of_range_is_a_configuration_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="DRAINER_FUNCTION_TIMEOUT_SECONDS"):
+        load(env_with(cluster_obj(), DRAINER_FUNCTION_TIMEOUT_SECONDS=value))
+
+
+def test_allowed_callers_without_an_audience_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="DRAINER_ALLOWED_CALLERS is set but DRAINER_HTTP_AUDIENCE is not"):
+        load(env_with(cluster_obj(), DRAINER_ALLOWED_CALLERS="oncall@acme-prod.iam.gserviceaccount.com"))
+    settings = load(
+        env_with(
+            cluster_obj(),
+            DRAINER_ALLOWED_CALLERS="oncall@acme-prod.iam.gserviceaccount.com",
+            DRAINER_HTTP_AUDIENCE="https://example.test/fn",
+        )
+    )
+    assert settings.allowed_callers == {"oncall@acme-prod.iam.gserviceaccount.com"}
+    assert load(env_with(cluster_obj(), DRAINER_ALLOWED_CALLERS="")).allowed_callers == frozenset()

@@ -392,8 +392,31 @@ def test_functions_are_internal_where_possible_and_retry_events(module: Module) 
         assert first(function["build_config"])["service_account"] == "${google_service_account.build.id}"
 
 
+def _timeout(module: Module, name: str) -> Any:
+    """A function's timeout_seconds: a number or a reference to a local that is one."""
+    value = first(functions_of(module)[name]["service_config"])["timeout_seconds"]
+    ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(value))
+    return module.locals[ref[1]] if ref else value
+
+
+def test_each_function_is_told_its_own_timeout(module: Module) -> None:
+    expected = {
+        "events": ("event_env", "${tostring(local.event_timeout_seconds)}"),
+        "schedule": ("schedule_env", "${tostring(var.schedule_timeout_seconds)}"),
+        "manual": ("manual_env", "${tostring(local.manual_timeout_seconds)}"),
+    }
+    for name, (env_local, value) in expected.items():
+        assert env_local in _env_locals(module, functions_of(module)[name])
+        assert module.locals[env_local]["DRAINER_FUNCTION_TIMEOUT_SECONDS"] == value
+    assert first(functions_of(module)["schedule"]["service_config"])["timeout_seconds"] == (
+        "${var.schedule_timeout_seconds}"
+    )
+    assert _timeout(module, "events") == 540
+    assert _timeout(module, "manual") == 900
+
+
 def test_drain_deadlines_fit_in_the_event_function_timeout(module: Module) -> None:
-    timeout = first(functions_of(module)["events"]["service_config"])["timeout_seconds"]
+    timeout = _timeout(module, "events")
     condition = module.variables["drain_deadlines"]["validation"][1]["condition"]
     limit = int(re.search(r"seconds <= (\d+)", condition)[1])  # type: ignore[index]
     assert limit < timeout

@@ -21,16 +21,17 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from functions.decisions.settings import AuthMode, ClusterConfig
-from functions.errors import PermanentError
+from functions.errors import TransientError
 from functions.gateways.google_identity import GoogleIdentity
 from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable
 
 USER_AGENT = "gke-node-drainer/0.1"
 
 
-class ClusterSetupError(PermanentError):
+class ClusterSetupError(TransientError):
     """The cluster's client cannot be built from the configuration (bad CA, unreadable token file,
-    a cluster the Container API does not know)."""
+    a cluster the Container API does not know). A deployment fault, handled like an unreachable
+    cluster: retried, and the client is not rebuilt on every event (see Runtime.client)."""
 
 
 class _TokenFile:
@@ -107,7 +108,12 @@ def discover_endpoint(cluster: ClusterConfig, *, container_api: str, timeout: fl
 def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_size: int) -> k8s.ApiClient:
     """A kubernetes ApiClient for ``cluster``, authenticated as its auth mode says."""
     if cluster.auth is AuthMode.KUBECONFIG:
-        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=cluster.kubeconfig, context=cluster.context)
+        try:
+            api: k8s.ApiClient = k8s_config.new_client_from_config(
+                config_file=cluster.kubeconfig, context=cluster.context
+            )
+        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+            raise ClusterSetupError(f"cannot use the kubeconfig {cluster.kubeconfig}: {exc}") from None
         api.configuration.connection_pool_maxsize = pool_size
         api.rest_client = type(api.rest_client)(api.configuration)
         return api
@@ -125,11 +131,10 @@ def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_
     configuration.connection_pool_maxsize = pool_size
     # One quick retry of a refused connection; reads are never replayed by urllib3.
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, backoff_factor=0.1)
-    source: Callable[[], str] = (
-        _TokenFile(cluster.token_file).token
-        if cluster.auth is AuthMode.TOKEN_FILE and cluster.token_file
-        else GoogleIdentity.token
-    )
+    source: Callable[[], str] = GoogleIdentity.token
+    if cluster.auth is AuthMode.TOKEN_FILE and cluster.token_file:
+        source = _TokenFile(cluster.token_file).token
+        source()  # an unreadable or empty token file fails the set-up, not every request
 
     def refresh(conf: k8s.Configuration) -> None:
         conf.api_key["authorization"] = source()

@@ -16,6 +16,8 @@ from functions.decisions import jsonvalue
 from functions.errors import DrainerError, PermanentError, TransientError
 
 MAX_MESSAGE = 500
+CLUSTER_ROLE = "gke-node-drainer"  # the ClusterRole of terraform/rbac/drainer-rbac.yaml
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +93,29 @@ class ApiUnavailable(ApiError, TransientError):
     """The API server could not be reached, timed out, or answered 5xx or 429."""
 
 
-class ApiForbidden(ApiError, PermanentError):
-    """401/403: the deployment's identity or ClusterRole does not allow the request (fix the deployment)."""
+class ApiForbidden(ApiError, TransientError):
+    """401/403: the deployment's identity or ClusterRole does not allow the request. A deployment
+    fault, not bad input: retried (the dead-letter topic keeps what never succeeds) while someone
+    fixes what :attr:`fix` names."""
+
+    @property
+    def fix(self) -> str:
+        """What to check, naming the Kubernetes verb and resource that were denied."""
+        verb = rbac_verb(self.request)
+        if self.request.partition(" ")[2].startswith(("https://", "http://")):  # a Google API (clusters.get)
+            return (
+                f"Google refused {self.request}: grant the function's service account container.clusters.get "
+                "on the cluster (for example roles/container.clusterViewer)"
+            )
+        if self.status.code == 401:
+            return (
+                f"the API server did not accept the function's credentials ({verb}): check the cluster's "
+                "authentication (Google identity, token file or kubeconfig) for this function"
+            )
+        return (
+            f"the API server refused to {verb}: check that the ClusterRole {CLUSTER_ROLE} grants it and that its "
+            "ClusterRoleBinding names the function's identity (terraform/rbac/drainer-rbac.yaml)"
+        )
 
 
 class ApiRejected(ApiError, PermanentError):
@@ -109,6 +132,35 @@ class NotFound(ApiError):
 
 class ListExpired(ApiError, TransientError):
     """410 Gone: a continue token or resourceVersion is too old; list again from the start."""
+
+
+def rbac_verb(request: str) -> str:
+    """The RBAC verb and resource of a request such as "GET /api/v1/nodes/n1" -> "get nodes"
+    (pure; a request it cannot read is returned as it is)."""
+    method, _, target = request.partition(" ")
+    path, _, query = target.partition("?")
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return request
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]  # namespaces/NS/<resource>...; "namespaces/NS" alone is the namespace itself
+    if not rest:
+        return request
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    named = len(rest) > 1
+    if method == "watch":
+        verb = "watch"
+    elif method == "GET":
+        verb = "watch" if "watch=true" in query or "watch=1" in query else ("get" if named else "list")
+    else:
+        verb = _VERBS.get(method, method.lower())
+        if verb == "delete" and not named:
+            verb = "deletecollection"
+    return f"{verb} {resource}" + (f" (API group {group})" if group else "")
 
 
 def error_class(code: int) -> type[ApiError]:
