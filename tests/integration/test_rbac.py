@@ -100,7 +100,7 @@ def test_the_drainer_can_do_its_job(drainer_api: client.ApiClient, cluster: Test
     events = client.EventsV1Api(drainer_api)
     event = {
         "metadata": {"name": f"{node.name}.rbac"},
-        "eventTime": "2026-10-02T08:14:08.000000Z",
+        "eventTime": "2026-10-02T08:14:08.123456Z",  # six non-zero digits survive the client
         "reportingController": "gke-node-drainer",
         "reportingInstance": "rbac-test",
         "action": "Cordon",
@@ -110,7 +110,7 @@ def test_the_drainer_can_do_its_job(drainer_api: client.ApiClient, cluster: Test
         "type": "Normal",
     }
     assert _status(lambda: events.create_namespaced_event("default", event)) == 200
-    series = {"series": {"count": 2, "lastObservedTime": "2026-10-02T08:14:09.000000Z"}}
+    series = {"series": {"count": 2, "lastObservedTime": "2026-10-02T08:14:09.123456Z"}}
     assert _status(lambda: events.patch_namespaced_event(f"{node.name}.rbac", "default", series)) == 200
 
 
