@@ -62,6 +62,8 @@ class Action(StrEnum):
     # outcome events
     OUTCOME_PUBLISHED = "outcome.published"
     OUTCOME_PUBLISH_FAILED = "outcome.publish_failed"
+    # Kubernetes Events
+    EVENT_WRITE_FAILED = "k8s_event.write_failed"
     # the pull worker
     WORKER_STARTED = "worker.started"
     WORKER_STOPPING = "worker.stopping"

@@ -27,6 +27,7 @@ from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
 from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent
 from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable, Conflict
+from functions.gateways.kube.events import EventRecorder
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
@@ -136,8 +137,10 @@ class Drain:
     compute: ComputeClient | None = None  # the fast fence; None: only the Node rule
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    events: EventRecorder | None = None  # Kubernetes Events (best effort); never written in a dry run
 
     def __post_init__(self) -> None:
+        self._node: Node | None = None  # as cordoned: what the Events are about
         self._lock = threading.Condition()
         self._tracked: dict[str, _Tracked] = {}  # uid -> state
         self._down = threading.Event()
@@ -162,6 +165,19 @@ class Drain:
     ) -> None:
         pod = item.decision.pod
         self.audit.record(action, message, severity=severity, pod=pod.key, pod_uid=pod.uid, **extra)
+        self._pod_event(item, action)
+
+    def _pod_event(self, item: _Tracked, action: Action) -> None:
+        """The Kubernetes Event on the pod for an audited action (none in a dry run)."""
+        if self.events is None or self.dry_run:
+            return
+        pod = item.decision.pod
+        if action is Action.POD_EVICTED:
+            self.events.evicted(pod, node=self.node_name, why=item.decision.reason)
+        elif action is Action.POD_BLOCKED:
+            self.events.eviction_blocked(pod, node=self.node_name, pdb=item.pdb, message=item.last_message)
+        elif action is Action.POD_FORCE_DELETED:
+            self.events.force_deleted(pod, node=self.node_name)
 
     # ------------------------------------------------------------- cordon
     def _cordon(self) -> tuple[Node, bool, bool]:
@@ -196,6 +212,10 @@ class Drain:
                 boot_id=node.boot_id,
                 dry_run=self.dry_run,
             )
+            if self.events is not None and not self.dry_run:
+                self.events.cordoned(
+                    patched, event_kind=self.plan.reason, event_id=self.plan.event_id, was_unschedulable=was_before
+                )
             return patched, changed, was_before
         raise ApiUnavailable(
             ApiStatus(
@@ -314,6 +334,8 @@ class Drain:
             reason=reason,
             event_time=self.plan.event_time,
         )
+        if self.events is not None and not self.dry_run and self._node is not None:
+            self.events.verified_down(self._node, signal=f"{signal.value}: {reason}")
 
     # ---------------------------------------------------------- evictions
     def _evict(self, item: _Tracked) -> None:
@@ -373,6 +395,8 @@ class Drain:
                         pdb=result.pdb,
                         dry_run=self.dry_run,
                     )
+                else:  # a retry refused again: the Event's series counts it
+                    self._pod_event(item, Action.POD_BLOCKED)
                 if self.dry_run:
                     return
             if not self._sleep(delay * random.uniform(0.8, 1.2)):
@@ -400,6 +424,9 @@ class Drain:
         )
 
     def _force(self, items: list[_Tracked], node: Node) -> None:
+        if self.events is not None and not self.dry_run:
+            self.events.force_cleanup(node, pods=[i.decision.pod.key for i in items])
+
         def one(item: _Tracked) -> None:
             pod = item.decision.pod
             try:
@@ -500,6 +527,8 @@ class Drain:
                 )
                 return
             self._tainted = not self.dry_run
+            if self.events is not None and not self.dry_run:
+                self.events.out_of_service_taint_added(current, why=self._down_reason)
             self.audit.record(
                 Action.NODE_TAINTED,
                 f"{'would taint' if self.dry_run else 'tainted'} {self.node_name} "
@@ -519,6 +548,7 @@ class Drain:
 
     def run(self) -> DrainReport:
         node, cordoned, was_before = self._cordon()
+        self._node = node
         pods, rv = self.kube.list_pods_on_node(self.node_name)
         decisions = [policy.classify_pod(p) for p in pods]
         skipped = []
@@ -528,6 +558,8 @@ class Drain:
                 self.audit.record(
                     Action.POD_SKIPPED, f"skipped {d.pod.key}: {d.reason}", pod=d.pod.key, reason=d.reason
                 )
+                if self.events is not None and not self.dry_run and policy.opted_out(d.pod):
+                    self.events.skipped(d.pod, node=self.node_name, why=d.reason)
             else:
                 self._tracked[d.pod.uid] = _Tracked(decision=d)
         force = self.plan.force_when_down

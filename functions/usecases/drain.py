@@ -11,12 +11,13 @@ from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Node
 from functions.decisions.policy import DrainPlan
 from functions.decisions.settings import ClusterConfig
-from functions.engines.drain import Drain, DrainOutcome, DrainReport, NodeGone
+from functions.engines.drain import Drain, DrainOutcome, DrainReport, NodeGone, PodResult
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import ApiForbidden
+from functions.gateways.kube.events import EventRecorder
 from functions.usecases.runtime import Runtime
 
 
@@ -50,6 +51,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         force_when_down=plan.force_when_down,
         dry_run=dry_run,
     )
+    events = None if dry_run else runtime.events(target.cluster)
     drain = Drain(
         kube=target.client,
         node_name=node,
@@ -58,6 +60,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         dry_run=dry_run,
         concurrency=runtime.settings.eviction_concurrency,
         compute=runtime.compute,
+        events=events,
     )
     try:
         report = drain.run()
@@ -92,6 +95,8 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         severity=Severity.WARNING if report.outcome is DrainOutcome.INCOMPLETE else Severity.INFO,
         **report.summary(),
     )
+    if events is not None:
+        _outcome_event(events, target.node, plan, report)
     if not dry_run:
         kind = outcomes.DRAINED if report.outcome is DrainOutcome.COMPLETED else outcomes.DRAIN_FAILED
         runtime.outcomes.publish(
@@ -104,3 +109,23 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
     if report.transient_failures:
         raise TransientError(f"{report.transient_failures} pod(s) left because the API server failed; retrying")
     return report
+
+
+def _outcome_event(events: EventRecorder, node: Node, plan: DrainPlan, report: DrainReport) -> None:
+    """DrainCompleted or DrainIncomplete on the Node, naming what is left and the PDBs that block it."""
+    if report.outcome is DrainOutcome.COMPLETED:
+        counts: dict[str, int] = {}
+        for p in report.pods:
+            counts[p.result.value] = counts.get(p.result.value, 0) + 1
+        events.drain_completed(
+            node, event_kind=plan.reason, event_id=plan.event_id, counts=counts, seconds=report.duration_seconds
+        )
+    elif report.outcome is DrainOutcome.INCOMPLETE:
+        events.drain_incomplete(
+            node,
+            event_kind=plan.reason,
+            event_id=plan.event_id,
+            blocked={p.pod: p.pdb for p in report.pods if p.result is PodResult.BLOCKED},
+            remaining=[p.pod for p in report.pods if p.result in (PodResult.BLOCKED, PodResult.REMAINING)],
+            why=report.message,
+        )

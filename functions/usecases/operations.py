@@ -185,7 +185,7 @@ class Operations:
         client = self.runtime.client(cluster)
         uncordon = decision.action is policy.RecoveryAction.UNCORDON
         try:
-            client.patch_node(
+            lifted = client.patch_node(
                 node.name,
                 resource_version=node.resource_version,
                 unschedulable=False if uncordon else None,
@@ -211,6 +211,14 @@ class Operations:
             event_id=node.annotations.get(policy.CORDON_EVENT_ID),
             dry_run=dry_run,
         )
+        if not dry_run:
+            events = self.runtime.events(cluster)
+            if decision.untaint:
+                events.out_of_service_taint_removed(lifted, why=decision.reason)
+            if uncordon:
+                events.uncordoned(lifted, why=decision.reason)
+            else:
+                events.released(lifted, why=decision.reason)
         if uncordon and not dry_run:
             self.runtime.outcomes.publish(
                 outcomes.UNCORDONED,

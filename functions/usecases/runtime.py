@@ -19,6 +19,7 @@ from functions.gateways.compute import ComputeClient
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.connection import ClusterSetupError
 from functions.gateways.kube.errors import ApiError, ApiForbidden
+from functions.gateways.kube.events import FLUSH_SECONDS, EventRecorder, reporting_instance
 from functions.gateways.outcomes import OutcomePublisher
 
 ClientFactory = Callable[[ClusterConfig], ClusterClient]
@@ -63,6 +64,8 @@ class Runtime:
         self._setup_failures: dict[str, SetupFailure] = {}
         self._clients_lock = threading.Lock()
         self.clock: Callable[[], float] = time.monotonic
+        self._recorders: dict[str, EventRecorder] = {}
+        self.instance = reporting_instance()  # reportingInstance of the Kubernetes Events
         self.audit = Audit({"component": COMPONENT})
         self.outcomes = OutcomePublisher(topic=settings.outcome_topic, type_prefix=settings.outcome_type_prefix)
         self.compute = (
@@ -109,7 +112,23 @@ class Runtime:
             self._setup_failures.pop(cluster.name, None)
             return self._clients.setdefault(cluster.name, made)
 
+    def events(self, cluster: ClusterConfig) -> EventRecorder:
+        """The Kubernetes Event recorder of ``cluster``'s client (one per client, made on first use)."""
+        client = self.client(cluster)
+        with self._clients_lock:
+            recorder = self._recorders.get(cluster.name)
+            if recorder is None or recorder.client is not client:
+                recorder = EventRecorder(client, audit=self.audit.bind(cluster=cluster.name), instance=self.instance)
+                self._recorders[cluster.name] = recorder
+            return recorder
+
     def finish(self) -> None:
-        """Before a handler returns (the platform may freeze the instance): outcomes, then audit."""
+        """Before a handler returns (the platform may freeze the instance): Kubernetes Events
+        (bounded), outcomes, then audit."""
+        with self._clients_lock:
+            recorders = list(self._recorders.values())
+        deadline = time.monotonic() + FLUSH_SECONDS
+        for recorder in recorders:
+            recorder.flush(max(0.0, deadline - time.monotonic()))
         self.outcomes.flush()
         audit_log.flush()

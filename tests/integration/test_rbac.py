@@ -15,6 +15,22 @@ from tests.controlplane.harness import ControlPlane, Identity
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
+# Everything the drainer may do, spelled out: a change of the manifest must change this too.
+EXPECTED: set[Rule] = {
+    ("", "nodes", "get"),
+    ("", "nodes", "list"),
+    ("", "nodes", "patch"),
+    ("", "nodes", "watch"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "pods", "delete"),
+    ("", "pods/eviction", "create"),
+    ("batch", "jobs", "list"),
+    ("batch", "jobs", "delete"),
+    ("events.k8s.io", "events", "create"),
+    ("events.k8s.io", "events", "patch"),
+}
+
 
 def _rules(plane: ControlPlane, identity: Identity, namespace: str) -> set[Rule]:
     api = client.AuthorizationV1Api(api_client(plane, identity))
@@ -55,7 +71,7 @@ def test_what_the_drainer_may_do_is_exactly_the_manifest(
 ) -> None:
     baseline = _rules(control_plane, control_plane.stranger, namespace)  # what every authenticated user has
     granted = _rules(control_plane, control_plane.drainer_identities[0], namespace) - baseline
-    assert granted == _manifest_rules(drainer_rbac)
+    assert granted == _manifest_rules(drainer_rbac) == EXPECTED
     assert not any(verb == "*" or resource == "*" for _, resource, verb in granted)
 
 
@@ -81,6 +97,21 @@ def test_the_drainer_can_do_its_job(drainer_api: client.ApiClient, cluster: Test
     assert _status(lambda: core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.name}")) == 200
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod.metadata.name}}
     assert _status(lambda: core.create_namespaced_pod_eviction(pod.metadata.name, cluster.namespace, eviction)) == 200
+    events = client.EventsV1Api(drainer_api)
+    event = {
+        "metadata": {"name": f"{node.name}.rbac"},
+        "eventTime": "2026-10-02T08:14:08.123456Z",  # six non-zero digits survive the client
+        "reportingController": "gke-node-drainer",
+        "reportingInstance": "rbac-test",
+        "action": "Cordon",
+        "reason": "Cordoned",
+        "regarding": {"apiVersion": "v1", "kind": "Node", "name": node.name},
+        "note": "rbac test",
+        "type": "Normal",
+    }
+    assert _status(lambda: events.create_namespaced_event("default", event)) == 200
+    series = {"series": {"count": 2, "lastObservedTime": "2026-10-02T08:14:09.123456Z"}}
+    assert _status(lambda: events.patch_namespaced_event(f"{node.name}.rbac", "default", series)) == 200
 
 
 DANGEROUS: list[tuple[str, Callable[[client.ApiClient, TestCluster, str], object]]] = [
@@ -113,6 +144,15 @@ DANGEROUS: list[tuple[str, Callable[[client.ApiClient, TestCluster, str], object
         lambda api, c, n: client.CoreV1Api(api).create_namespaced_pod(
             c.namespace,
             {"metadata": {"name": "evil"}, "spec": {"containers": [{"name": "x", "image": "busybox"}]}},
+        ),
+    ),
+    ("read events", lambda api, c, n: client.EventsV1Api(api).list_namespaced_event(c.namespace)),
+    ("delete events", lambda api, c, n: client.EventsV1Api(api).delete_namespaced_event("e", c.namespace)),
+    (
+        "write core events",
+        lambda api, c, n: client.CoreV1Api(api).create_namespaced_event(
+            c.namespace,
+            {"metadata": {"name": "core"}, "involvedObject": {"kind": "Node", "name": n}, "reason": "Evil"},
         ),
     ),
     ("read configmaps", lambda api, c, n: client.CoreV1Api(api).list_namespaced_config_map(c.namespace)),

@@ -315,6 +315,23 @@ class ClusterClient:
             return False
         raise error_for(response.status, response.data, request=f"DELETE {path}")
 
+    # -------------------------------------------------------------- events
+    def create_event(self, *, namespace: str, body: Mapping[str, Any], timeout: float | None = None) -> None:
+        """Create an ``events.k8s.io/v1`` Event (raises Conflict when that name exists)."""
+        path = f"/apis/events.k8s.io/v1/namespaces/{_seg(namespace)}/events"
+        self._json("POST", path, body=dict(body), query={"fieldManager": FIELD_MANAGER}, timeout=timeout)
+
+    def patch_event(self, *, namespace: str, name: str, patch: Mapping[str, Any], timeout: float | None = None) -> None:
+        """JSON merge patch of an Event (its ``series`` on a repeat, as client-go does); NotFound when gone."""
+        self._json(
+            "PATCH",
+            f"/apis/events.k8s.io/v1/namespaces/{_seg(namespace)}/events/{_seg(name)}",
+            body=dict(patch),
+            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER},
+            timeout=timeout,
+        )
+
 
 def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
     return f"{group_version}/namespaces/{_seg(namespace)}/{resource}" if namespace else f"{group_version}/{resource}"
