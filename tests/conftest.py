@@ -1,4 +1,5 @@
-"""Session-wide real control plane, kubelet stand-in and fake metadata server; per-test namespace."""
+"""Session-wide real control plane, kubelet and external-attacher stand-ins, fake metadata server and
+fake Compute Engine API; per-test namespace."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tests.controlplane.attacher import AttacherStandIn
 from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.controlplane.pubsub import PubsubFake
+from tests.support.compute import FakeComputeApi
 from tests.support.deliveries import KINDS
 from tests.support.fakes import FakeLoggingApi
 from tests.support.server import FunctionServer, cluster_entry
@@ -61,6 +64,24 @@ def kubelet(control_plane: ControlPlane) -> Iterator[KubeletStandIn]:
 
 
 @pytest.fixture(scope="session")
+def attacher(control_plane: ControlPlane) -> Iterator[AttacherStandIn]:
+    """The external-attacher of pd.csi.storage.gke.io: attaches and detaches VolumeAttachments."""
+    api = api_client(control_plane, control_plane.admin)
+    standin = AttacherStandIn(api).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="session")
+def compute_api(control_plane: ControlPlane) -> Iterator[FakeComputeApi]:
+    """The loopback Compute Engine API (instances.get); ``url`` is its endpoint root. Tests add the
+    VMs of their nodes (``compute_api.add_node(node)``) and set their state."""
+    fake = FakeComputeApi(project=control_plane.project)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def metadata_server(control_plane: ControlPlane) -> Iterator[FakeMetadataServer]:
     server = FakeMetadataServer(
         project=control_plane.project,
@@ -99,7 +120,11 @@ def namespace(admin_api: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture
 def cluster(
-    admin_api: client.ApiClient, kubelet: KubeletStandIn, control_plane: ControlPlane, namespace: str
+    admin_api: client.ApiClient,
+    kubelet: KubeletStandIn,
+    attacher: AttacherStandIn,
+    control_plane: ControlPlane,
+    namespace: str,
 ) -> Iterator[TestCluster]:
     helper = TestCluster(api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace)
     yield helper
