@@ -18,7 +18,7 @@ from kubernetes.client import ApiException
 from tests.controlplane.attacher import AttacherStandIn
 from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
-from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import DEFAULT_PROJECT, ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.controlplane.pubsub import PubsubFake
@@ -73,10 +73,10 @@ def attacher(control_plane: ControlPlane) -> Iterator[AttacherStandIn]:
 
 
 @pytest.fixture(scope="session")
-def compute_api(control_plane: ControlPlane) -> Iterator[FakeComputeApi]:
-    """The loopback Compute Engine API (instances.get); ``url`` is its endpoint root. Tests add the
-    VMs of their nodes (``compute_api.add_node(node)``) and set their state."""
-    fake = FakeComputeApi(project=control_plane.project)
+def compute_api() -> Iterator[FakeComputeApi]:
+    """The loopback Compute Engine API (instances.get) of the control plane's project; ``url`` is its
+    endpoint root. Tests add the VMs of their nodes (``compute_api.add_node(node)``) and set their state."""
+    fake = FakeComputeApi(project=DEFAULT_PROJECT)
     yield fake
     fake.stop()
 

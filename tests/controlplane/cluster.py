@@ -438,7 +438,9 @@ class TestCluster:
             if pod.spec.node_name != node or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
                 return False
             pv = self.claimed_volume(pod)
-            attached = [va for va in self.volume_attachments(pv=pv.metadata.name, node=node) if va.status.attached]
+            attached = [
+                va for va in self.volume_attachments(pv=pv.metadata.name, node=node) if va.status and va.status.attached
+            ]
             if attached:
                 found.extend((pod, attached[0]))
             return bool(attached)
