@@ -123,10 +123,13 @@ def cluster(
     admin_api: client.ApiClient,
     kubelet: KubeletStandIn,
     attacher: AttacherStandIn,
+    compute_api: FakeComputeApi,
     control_plane: ControlPlane,
     namespace: str,
 ) -> Iterator[TestCluster]:
-    helper = TestCluster(api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace)
+    helper = TestCluster(
+        api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace, compute=compute_api
+    )
     yield helper
     helper.cleanup()
 
@@ -149,6 +152,7 @@ def server_factory(
     drainer_rbac: list[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
     kubelet: KubeletStandIn,
+    compute_api: FakeComputeApi,
 ) -> Iterator[Callable[..., FunctionServer]]:
     """Start main.py targets under functions-framework as the drainer user; all stopped at the end."""
     servers: list[FunctionServer] = []
@@ -163,6 +167,7 @@ def server_factory(
         settings = {
             "DRAINER_CLUSTERS": json.dumps(clusters if clusters is not None else [cluster_entry(control_plane)]),
             **metadata_server.environ(),
+            "DRAINER_COMPUTE_API_ENDPOINT": compute_api.url,
             **{f"DRAINER_DEADLINE_{k.upper()}": "6" for k in KINDS},
             **env,
         }

@@ -22,6 +22,7 @@ from tests.controlplane.kubelet import (
     csi_volume_name,
     rfc3339,
 )
+from tests.support.compute import FakeComputeApi
 
 POOL_LABEL = "cloud.google.com/gke-nodepool"
 INSTANCE_ID_ANNOTATION = "container.googleapis.com/instance_id"
@@ -99,6 +100,8 @@ class TestCluster:
     kubelet: KubeletStandIn
     project: str
     namespace: str
+    # the fake Compute Engine API: every node added gets a RUNNING VM there (same name, zone, id)
+    compute: FakeComputeApi | None = None
     nodes: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)  # PersistentVolumes made here (cluster-scoped)
 
@@ -183,6 +186,8 @@ class TestCluster:
             },
         )
         self.kubelet.register(name, info.boot_id)
+        if self.compute is not None:
+            self.compute.add_node(info)
         return info
 
     def read_node(self, name: str) -> Any:
