@@ -85,9 +85,10 @@ def test_pod_waits_in_container_creating_until_its_volume_is_attached(
 def test_killed_node_turns_unknown_through_the_node_lifecycle_controller(
     cluster: TestCluster, kubelet: KubeletStandIn, control_plane: ControlPlane
 ) -> None:
-    node = cluster.add_node()
-    cluster.bare_pod(node.name)
-    cluster.wait_running(1, node=node.name)
+    node = cluster.add_node(pool="lifecycle-pool")
+    cluster.stateful_set_with_volumes(1, node_selector={POOL_LABEL: "lifecycle-pool"}, name="db")
+    pod, _ = cluster.wait_running_with_volume("db-0", node.name)
+    unique = cluster.unique_volume_name(cluster.claimed_volume(pod))
     coordination = client.CoordinationV1Api(cluster.api)
     lease = coordination.read_namespaced_lease(node.name, LEASE_NAMESPACE)
     assert lease.spec.holder_identity == node.name
@@ -108,6 +109,7 @@ def test_killed_node_turns_unknown_through_the_node_lifecycle_controller(
     ready = next(c for c in current.status.conditions if c.type == "Ready")
     assert ready.reason == "NodeStatusUnknown"
     assert ready.last_heartbeat_time <= killed_at  # the kubelet's last heartbeat is kept
+    assert unique in (current.status.volumes_in_use or [])  # a dead node keeps listing its volumes
     assert wait_until(
         lambda: any(
             t.key == "node.kubernetes.io/unreachable" and t.effect == "NoSchedule"
@@ -115,6 +117,16 @@ def test_killed_node_turns_unknown_through_the_node_lifecycle_controller(
         ),
         timeout=10,
     ), "the controller did not taint the lost node unreachable"
+    # ... and marked its pods NotReady
+    assert wait_until(
+        lambda: (
+            not any(
+                c.type == "Ready" and c.status == "True"
+                for c in cluster.core.read_namespaced_pod("db-0", cluster.namespace).status.conditions
+            )
+        ),
+        timeout=10,
+    )
 
     kubelet.restart(node.name)
     cluster.wait_node_ready(node.name, "True", timeout=10)
@@ -124,6 +136,13 @@ def test_killed_node_turns_unknown_through_the_node_lifecycle_controller(
         ),
         timeout=15,
     ), "the controller kept the unreachable taints of a node that is back"
+    assert wait_until(
+        lambda: any(
+            c.type == "Ready" and c.status == "True"
+            for c in cluster.core.read_namespaced_pod("db-0", cluster.namespace).status.conditions
+        ),
+        timeout=10,
+    ), "the kubelet of a node that is back did not report its pod ready again"
 
 
 def test_dead_node_keeps_the_volume_until_it_is_marked_out_of_service(
