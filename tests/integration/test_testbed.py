@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from kubernetes import client
+from kubernetes.client import ApiException
 
 from tests.controlplane.attacher import PD_CSI_DRIVER, AttacherStandIn, attacher_finalizer
 from tests.controlplane.clients import api_client
@@ -159,7 +160,10 @@ def test_dead_node_keeps_the_volume_until_it_is_marked_out_of_service(
     assert unique in cluster.volumes_in_use(victim.name)  # nobody told the dead kubelet
 
     def replacement() -> Any:
-        pod = cluster.core.read_namespaced_pod("db-0", cluster.namespace)
+        try:
+            pod = cluster.core.read_namespaced_pod("db-0", cluster.namespace)
+        except ApiException:  # between the deletion and the StatefulSet's new pod
+            return None
         return pod if pod.metadata.uid != old.metadata.uid and pod.spec.node_name else None
 
     assert wait_until(lambda: replacement() is not None, timeout=20), "the StatefulSet was not replaced"
