@@ -1,4 +1,5 @@
-"""Session-wide real control plane, kubelet stand-in and fake metadata server; per-test namespace."""
+"""Session-wide real control plane, kubelet and external-attacher stand-ins, fake metadata server and
+fake Compute Engine API; per-test namespace."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tests.controlplane.attacher import AttacherStandIn
 from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
-from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import DEFAULT_PROJECT, ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.controlplane.pubsub import PubsubFake
+from tests.support.compute import FakeComputeApi
 from tests.support.deliveries import KINDS
 from tests.support.fakes import FakeLoggingApi
 from tests.support.server import FunctionServer, cluster_entry
@@ -61,6 +64,24 @@ def kubelet(control_plane: ControlPlane) -> Iterator[KubeletStandIn]:
 
 
 @pytest.fixture(scope="session")
+def attacher(control_plane: ControlPlane) -> Iterator[AttacherStandIn]:
+    """The external-attacher of pd.csi.storage.gke.io: attaches and detaches VolumeAttachments."""
+    api = api_client(control_plane, control_plane.admin)
+    standin = AttacherStandIn(api).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="session")
+def compute_api() -> Iterator[FakeComputeApi]:
+    """The loopback Compute Engine API (instances.get) of the control plane's project; ``url`` is its
+    endpoint root. Tests add the VMs of their nodes (``compute_api.add_node(node)``) and set their state."""
+    fake = FakeComputeApi(project=DEFAULT_PROJECT)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def metadata_server(control_plane: ControlPlane) -> Iterator[FakeMetadataServer]:
     server = FakeMetadataServer(
         project=control_plane.project,
@@ -99,9 +120,16 @@ def namespace(admin_api: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture
 def cluster(
-    admin_api: client.ApiClient, kubelet: KubeletStandIn, control_plane: ControlPlane, namespace: str
+    admin_api: client.ApiClient,
+    kubelet: KubeletStandIn,
+    attacher: AttacherStandIn,
+    compute_api: FakeComputeApi,
+    control_plane: ControlPlane,
+    namespace: str,
 ) -> Iterator[TestCluster]:
-    helper = TestCluster(api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace)
+    helper = TestCluster(
+        api=admin_api, kubelet=kubelet, project=control_plane.project, namespace=namespace, compute=compute_api
+    )
     yield helper
     helper.cleanup()
 
@@ -124,6 +152,7 @@ def server_factory(
     drainer_rbac: list[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
     kubelet: KubeletStandIn,
+    compute_api: FakeComputeApi,
 ) -> Iterator[Callable[..., FunctionServer]]:
     """Start main.py targets under functions-framework as the drainer user; all stopped at the end."""
     servers: list[FunctionServer] = []
@@ -138,6 +167,7 @@ def server_factory(
         settings = {
             "DRAINER_CLUSTERS": json.dumps(clusters if clusters is not None else [cluster_entry(control_plane)]),
             **metadata_server.environ(),
+            "DRAINER_COMPUTE_API_ENDPOINT": compute_api.url,
             **{f"DRAINER_DEADLINE_{k.upper()}": "6" for k in KINDS},
             **env,
         }

@@ -14,11 +14,23 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from tests.controlplane.kubelet import EXIT_ANNOTATION, KubeletStandIn, rfc3339
+from tests.controlplane.attacher import PD_CSI_DRIVER
+from tests.controlplane.kubelet import (
+    CONTROLLER_MANAGED_ANNOTATION,
+    EXIT_ANNOTATION,
+    KubeletStandIn,
+    csi_volume_name,
+    rfc3339,
+)
+from tests.support.compute import FakeComputeApi
 
 POOL_LABEL = "cloud.google.com/gke-nodepool"
 INSTANCE_ID_ANNOTATION = "container.googleapis.com/instance_id"
 IMAGE = "registry.example/app:1"
+# Statically provisioned PD volumes: Immediate binding, so that the real PV binder binds a claim
+# as soon as it exists (GKE's standard-rwo is WaitForFirstConsumer, which needs a real scheduler).
+STATIC_STORAGE_CLASS = "pd-static-rwo"
+OUT_OF_SERVICE_TAINT = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> bool:
@@ -28,6 +40,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+def _taint_body(taint: Any) -> dict[str, Any]:
+    body = {"key": taint.key, "effect": taint.effect}
+    if taint.value:
+        body["value"] = taint.value
+    if taint.time_added:
+        body["timeAdded"] = taint.time_added.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return body
 
 
 def daemonset_owner(ds: Any) -> dict[str, Any]:
@@ -79,10 +100,14 @@ class TestCluster:
     kubelet: KubeletStandIn
     project: str
     namespace: str
+    # the fake Compute Engine API: every node added gets a RUNNING VM there (same name, zone, id)
+    compute: FakeComputeApi | None = None
     nodes: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)  # PersistentVolumes made here (cluster-scoped)
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
+        self.storage = client.StorageV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
         self.policy = client.PolicyV1Api(self.api)
@@ -118,7 +143,7 @@ class TestCluster:
                     POOL_LABEL: pool,
                     **(labels or {}),
                 },
-                "annotations": {INSTANCE_ID_ANNOTATION: info.instance_id},
+                "annotations": {INSTANCE_ID_ANNOTATION: info.instance_id, CONTROLLER_MANAGED_ANNOTATION: "true"},
             },
             "spec": {"providerID": info.provider_id, "unschedulable": unschedulable},
         }
@@ -161,6 +186,8 @@ class TestCluster:
             },
         )
         self.kubelet.register(name, info.boot_id)
+        if self.compute is not None:
+            self.compute.add_node(info)
         return info
 
     def read_node(self, name: str) -> Any:
@@ -172,6 +199,41 @@ class TestCluster:
             with contextlib.suppress(ApiException):
                 self.core.delete_node(name)
         self.nodes.clear()
+        for pv in self.volumes:
+            with contextlib.suppress(ApiException):
+                self.core.delete_persistent_volume(pv)
+        self.volumes.clear()
+
+    def node_ready(self, name: str) -> str | None:
+        """The status of the node's Ready condition ("True", "False", "Unknown"), None without one."""
+        conditions = self.read_node(name).status.conditions or []
+        return next((c.status for c in conditions if c.type == "Ready"), None)
+
+    def wait_node_ready(self, name: str, status: str, *, timeout: float = 60.0) -> Any:
+        """Await the node's Ready condition reaching ``status`` (e.g. "Unknown", written by the real
+        node-lifecycle controller once the grace period has passed after ``kill(mark_unknown=False)``)."""
+        if not wait_until(lambda: self.node_ready(name) == status, timeout, interval=0.1):
+            raise AssertionError(f"node {name} Ready is {self.node_ready(name)}, not {status}, after {timeout} s")
+        return self.read_node(name)
+
+    def taint_out_of_service(self, name: str) -> None:
+        """Add the non-graceful node shutdown taint (what the drainer does for a node verified down)."""
+        for _ in range(10):  # the node-lifecycle controller edits taints too: compare-and-swap
+            node = self.read_node(name)
+            taints = [_taint_body(t) for t in node.spec.taints or []]
+            if any(t["key"] == OUT_OF_SERVICE_TAINT["key"] for t in taints):
+                return
+            body = {
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "spec": {"taints": [*taints, OUT_OF_SERVICE_TAINT]},
+            }
+            try:
+                self.core.patch_node(name, body)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise AssertionError(f"could not taint node {name}: conflicts")
 
     # ------------------------------------------------------------- workloads
     def _meta(
@@ -244,6 +306,166 @@ class TestCluster:
             },
         }
         return self.apps.create_namespaced_stateful_set(self.namespace, body)
+
+    # ---------------------------------------------------------------- volumes
+    def ensure_storage_class(self, name: str = STATIC_STORAGE_CLASS) -> str:
+        """A StorageClass of the PD CSI driver with Immediate binding (idempotent, cluster-scoped)."""
+        body = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": PD_CSI_DRIVER,
+            "parameters": {"type": "pd-balanced"},
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+        }
+        try:
+            self.storage.create_storage_class(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return name
+
+    def csi_volume(
+        self,
+        *,
+        name: str | None = None,
+        storage_class: str = STATIC_STORAGE_CLASS,
+        size: str = "10Gi",
+        zone: str = "europe-west4-b",
+        claim: str | None = None,
+    ) -> Any:
+        """A statically provisioned PD PersistentVolume (ReadWriteOnce); with ``claim``, pre-bound to
+        that PVC of this namespace (the binder completes the binding when the claim appears)."""
+        name = name or f"pv-{secrets.token_hex(4)}"
+        spec: dict[str, Any] = {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": storage_class,
+            "volumeMode": "Filesystem",
+            "csi": {
+                "driver": PD_CSI_DRIVER,
+                "volumeHandle": f"projects/{self.project}/zones/{zone}/disks/{name}",
+                "fsType": "ext4",
+            },
+        }
+        if claim:
+            spec["claimRef"] = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": self.namespace,
+                "name": claim,
+            }
+        pv = self.core.create_persistent_volume(
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec}
+        )
+        self.volumes.append(name)
+        return pv
+
+    def stateful_set_with_volumes(
+        self,
+        replicas: int,
+        *,
+        node_selector: dict[str, str],
+        name: str | None = None,
+        storage_class: str = STATIC_STORAGE_CLASS,
+        size: str = "10Gi",
+        zone: str = "europe-west4-b",
+        spare_volumes: int = 0,
+    ) -> Any:
+        """A StatefulSet whose pods mount a ReadWriteOnce PD volume each (volumeClaimTemplate
+        ``data``), with one static CSI PersistentVolume per replica pre-bound to claim
+        ``data-<name>-<ordinal>`` (plus ``spare_volumes`` unclaimed ones); the real PV binder binds them."""
+        self.ensure_storage_class(storage_class)
+        meta = self._meta(name, "sts")
+        sts_name = meta["name"]
+        for ordinal in range(replicas):
+            self.csi_volume(storage_class=storage_class, size=size, zone=zone, claim=f"data-{sts_name}-{ordinal}")
+        for _ in range(spare_volumes):
+            self.csi_volume(storage_class=storage_class, size=size, zone=zone)
+        labels = {"app": sts_name}
+        meta["labels"] = labels
+        spec = pod_spec(node_selector=node_selector)
+        spec["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": meta,
+            "spec": {
+                "replicas": replicas,
+                "serviceName": sts_name,
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": spec},
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "storageClassName": storage_class,
+                            "resources": {"requests": {"storage": size}},
+                        },
+                    }
+                ],
+            },
+        }
+        return self.apps.create_namespaced_stateful_set(self.namespace, body)
+
+    def claimed_volume(self, pod: Any) -> Any:
+        """The PersistentVolume bound to the pod's (first) PVC."""
+        claim = next(v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim)
+        pvc = self.core.read_namespaced_persistent_volume_claim(claim, self.namespace)
+        return self.core.read_persistent_volume(pvc.spec.volume_name)
+
+    def volume_attachments(self, *, pv: str | None = None, node: str | None = None) -> list[Any]:
+        return [
+            va
+            for va in self.storage.list_volume_attachment().items
+            if (pv is None or va.spec.source.persistent_volume_name == pv)
+            and (node is None or va.spec.node_name == node)
+        ]
+
+    def volumes_in_use(self, node: str) -> list[str]:
+        return list(self.read_node(node).status.volumes_in_use or [])
+
+    def wait_running_with_volume(self, pod_name: str, node: str, *, timeout: float = 30.0) -> tuple[Any, Any]:
+        """Await pod ``pod_name`` Running on ``node`` with the VolumeAttachment of its PV for that node
+        attached; returns (pod, VolumeAttachment)."""
+        found: list[Any] = []
+
+        def check() -> bool:
+            found.clear()
+            try:
+                pod = self.core.read_namespaced_pod(pod_name, self.namespace)
+            except ApiException:
+                return False
+            if pod.spec.node_name != node or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
+                return False
+            pv = self.claimed_volume(pod)
+            attached = [
+                va for va in self.volume_attachments(pv=pv.metadata.name, node=node) if va.status and va.status.attached
+            ]
+            if attached:
+                found.extend((pod, attached[0]))
+            return bool(attached)
+
+        if not wait_until(check, timeout, interval=0.1):
+            pods = [(p.metadata.name, p.spec.node_name, p.status.phase) for p in self.pods()]
+            vas = [
+                (va.metadata.name, va.spec.node_name, va.status.attached if va.status else None)
+                for va in self.storage.list_volume_attachment().items
+            ]
+            raise AssertionError(
+                f"{pod_name} not Running on {node} with its volume attached in {timeout} s: "
+                f"pods {pods}, attachments {vas}"
+            )
+        return found[0], found[1]
+
+    @staticmethod
+    def unique_volume_name(pv: Any) -> str:
+        """How nodes list the PV in ``status.volumesInUse``."""
+        return csi_volume_name(pv.spec.csi.driver, pv.spec.csi.volume_handle)
 
     def daemonset_pods(self, nodes: Iterable[str], *, name: str | None = None) -> list[Any]:
         """A DaemonSet object and one pod per node owned by it (no DaemonSet controller runs)."""

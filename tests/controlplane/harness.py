@@ -38,7 +38,27 @@ CONTROLLERS = (
     "cronjob-controller",
     "ttl-after-finished-controller",
     "clusterrole-aggregation-controller",
+    # Volumes and node health as in a cluster (names as `kube-controller-manager --help` lists them):
+    "persistentvolume-binder-controller",
+    "persistentvolume-attach-detach-controller",
+    # without these the protection finalizers that admission puts on every PV and PVC would keep
+    # them (and their namespaces) terminating forever
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
+    "pod-garbage-collector-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
 )
+# How long the node-lifecycle controller waits for a silent kubelet (no status, no Lease renewal)
+# before it marks the node's Ready condition Unknown and taints it unreachable. Kubernetes'
+# default (and GKE's) is 50 s; tests default to 15 s so that "the controller gave up on the node"
+# happens within a test's time. Not shorter: a test that kills a node without the Unknown
+# shortcut and checks that fencing holds during a 6 s drain deadline (1 s after the kill) needs the
+# controller not to notice before about 8 s after the kill, and the stand-in's 2 s Lease renewal
+# keeps a wide margin on a loaded machine. The failover benchmark passes the real 50 s.
+DEFAULT_NODE_MONITOR_GRACE_PERIOD = 15.0
+# How often the node-lifecycle controller checks node health (Kubernetes' default is 5 s).
+DEFAULT_NODE_MONITOR_PERIOD = 1.0
 
 _PR_SET_PDEATHSIG = 1
 
@@ -46,6 +66,11 @@ _PR_SET_PDEATHSIG = 1
 def die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _duration(seconds: float) -> str:
+    """A Go duration flag value (milliseconds, so that fractions survive)."""
+    return f"{round(seconds * 1000)}ms"
 
 
 def free_port() -> int:
@@ -69,8 +94,12 @@ class ControlPlane:
     drainer_tokens: int = 4
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gke-drainer-cp-")))
     keep_workdir: bool = False
+    node_monitor_grace_period: float = DEFAULT_NODE_MONITOR_GRACE_PERIOD
+    node_monitor_period: float = DEFAULT_NODE_MONITOR_PERIOD
 
     def __post_init__(self) -> None:
+        if not 0 < self.node_monitor_period < self.node_monitor_grace_period:
+            raise ValueError("node_monitor_period must be positive and shorter than node_monitor_grace_period")
         self.assets = assets.ensure()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_port = free_port()
@@ -236,6 +265,10 @@ class ControlPlane:
                 "--kube-api-burst=1000",
                 "--concurrent-gc-syncs=40",
                 "--concurrent-job-syncs=10",
+                f"--node-monitor-grace-period={_duration(self.node_monitor_grace_period)}",
+                f"--node-monitor-period={_duration(self.node_monitor_period)}",
+                # a node that never posted status is given up on after the same grace
+                f"--node-startup-grace-period={_duration(self.node_monitor_grace_period)}",
                 "--v=0",
             ],
         )
