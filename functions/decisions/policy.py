@@ -376,14 +376,14 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
         return RecoveryDecision(
             action=lift.action, reason=f"{boot}{untaint}; {lift.reason}".rstrip("; "), untaint=taint_ours
         )
+    held = "; out-of-service taint kept until the node is back" if taint_ours else ""
     event_time = cordon_event_time(node)
     if event_time is not None and verified_down(node, event_time=event_time):
-        return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason="verified down since the event")
+        return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down since the event{held}")
     if facts.vm_known:
         why = vm_down(facts.vm, instance_id=node.annotations.get(CORDON_INSTANCE_ID))
         if why:
-            return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {why}")
-    held = "; out-of-service taint kept until the node is back" if taint_ours else ""
+            return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {why}{held}")
     if node.ready.status == "True":
         return RecoveryDecision(
             action=RecoveryAction.WAIT, reason=f"Ready, but still the same boot: not back yet{held}"

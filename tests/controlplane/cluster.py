@@ -412,6 +412,16 @@ class TestCluster:
         }
         return self.apps.create_namespaced_stateful_set(self.namespace, body)
 
+    def stateful_pod_and_spare(self, pool: str, *, name: str = "db") -> tuple[NodeInfo, NodeInfo, Any, Any]:
+        """Two nodes of ``pool``; a one-replica StatefulSet with a PD volume Running on the first (the
+        victim), the second (the spare) schedulable once it runs. Returns (victim, spare, pod, attachment)."""
+        victim = self.add_node(pool=pool)
+        spare = self.add_node(pool=pool, unschedulable=True)
+        self.stateful_set_with_volumes(1, node_selector={POOL_LABEL: pool}, name=name)
+        pod, attachment = self.wait_running_with_volume(f"{name}-0", victim.name)
+        self.core.patch_node(spare.name, {"spec": {"unschedulable": False}})
+        return victim, spare, pod, attachment
+
     def claimed_volume(self, pod: Any) -> Any:
         """The PersistentVolume bound to the pod's (first) PVC."""
         claim = next(v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim)

@@ -27,16 +27,6 @@ from tests.controlplane.kubelet import (
 from tests.support.compute import FakeComputeApi
 
 
-def _stateful(cluster: TestCluster, pool: str) -> tuple[Any, Any, Any, Any]:
-    """Two nodes of ``pool``; a one-replica StatefulSet with a PD volume Running on the first."""
-    victim = cluster.add_node(pool=pool)
-    spare = cluster.add_node(pool=pool, unschedulable=True)
-    cluster.stateful_set_with_volumes(1, node_selector={POOL_LABEL: pool}, name="db")
-    pod, va = cluster.wait_running_with_volume("db-0", victim.name)
-    cluster.core.patch_node(spare.name, {"spec": {"unschedulable": False}})
-    return victim, spare, pod, va
-
-
 def _events_about(cluster: TestCluster, uid: str) -> list[Any]:
     return list(cluster.core.list_namespaced_event(cluster.namespace, field_selector=f"involvedObject.uid={uid}").items)
 
@@ -149,7 +139,7 @@ def test_killed_node_turns_unknown_through_the_node_lifecycle_controller(
 def test_dead_node_keeps_the_volume_until_it_is_marked_out_of_service(
     cluster: TestCluster, kubelet: KubeletStandIn, attacher: AttacherStandIn
 ) -> None:
-    victim, spare, old, old_va = _stateful(cluster, "failover-pool")
+    victim, spare, old, old_va = cluster.stateful_pod_and_spare("failover-pool")
     pv = cluster.claimed_volume(old)
     unique = cluster.unique_volume_name(pv)
 
