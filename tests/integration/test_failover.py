@@ -35,7 +35,8 @@ def after_last_heartbeat(cluster: TestCluster, name: str) -> datetime:
     """An event time the Node rule can judge: at least a second after the node's last heartbeat
     (condition times are whole seconds), and not before now."""
     ready = next(c for c in cluster.read_node(name).status.conditions if c.type == "Ready")
-    return max(datetime.now(UTC), ready.last_heartbeat_time + timedelta(seconds=1.5))
+    heartbeat: datetime = ready.last_heartbeat_time
+    return max(datetime.now(UTC), heartbeat + timedelta(seconds=1.5))
 
 
 def oos_taints(cluster: TestCluster, name: str) -> list[Any]:
