@@ -54,13 +54,9 @@ controlplane: $(STAMP)
 run: controlplane
 	$(PY) -m tests.controlplane
 
-# Post the shared sample preemption event (Eventarc binary CloudEvent) to the local function.
-demo-event:
-	curl -sS -o /dev/null -w 'HTTP %{http_code}\n' http://127.0.0.1:8080/ \
-	  -H 'Content-Type: application/json' -H 'ce-id: 16042958821190034' -H 'ce-specversion: 1.0' \
-	  -H 'ce-type: google.cloud.pubsub.topic.v1.messagePublished' \
-	  -H 'ce-source: //pubsub.googleapis.com/projects/acme-prod/topics/gke-node-events' \
-	  -H 'ce-time: 2026-10-02T08:14:08.731Z' --data-binary @tests/fixtures/cloudevent-pubsub-binary.json
+# Post the shared sample preemption event (Eventarc binary CloudEvent), stamped now, to the local function.
+demo-event: $(STAMP)
+	$(PY) -m tests.support.demo_event
 
 # The whole test suite: lint, types, then every test against the real control plane.
 test: controlplane checkov lint
