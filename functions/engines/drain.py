@@ -84,6 +84,7 @@ class DrainReport:
     duration_seconds: float
     down_signal: str = ""  # "compute" or "node" when verified down
     down_reason: str = ""
+    failover_seconds: float | None = None  # verified down -> no pod of ours left on the node (completed drains)
     tainted: bool = False  # this drain added the out-of-service taint
     pods: tuple[PodReport, ...]
     message: str = ""
@@ -105,6 +106,7 @@ class DrainReport:
             "verified_down": self.verified_down,
             "down_signal": self.down_signal or None,
             "down_reason": self.down_reason or None,
+            "failover_seconds": None if self.failover_seconds is None else round(self.failover_seconds, 3),
             "out_of_service_taint": self.tainted,
             "duration_seconds": round(self.duration_seconds, 3),
             "counts": counts,
@@ -145,6 +147,7 @@ class Drain:
         self._tracked: dict[str, _Tracked] = {}  # uid -> state
         self._down = threading.Event()
         self._down_signal: policy.DownSignal | None = None
+        self._down_at: float | None = None
         self._down_reason = ""
         self._tainted = False
         self._finished = threading.Event()
@@ -325,6 +328,7 @@ class Drain:
             if self._down.is_set():
                 return
             self._down_signal, self._down_reason = signal, reason
+            self._down_at = self.clock()
             self._down.set()
             self._lock.notify_all()
         self.audit.record(
@@ -665,6 +669,11 @@ class Drain:
             was_unschedulable=was_before,
             verified_down=self._down.is_set(),
             down_signal=self._down_signal.value if self._down_signal else "",
+            failover_seconds=(
+                self.clock() - self._down_at
+                if self._down_at is not None and outcome is DrainOutcome.COMPLETED
+                else None
+            ),
             down_reason=self._down_reason,
             tainted=self._tainted,
             duration_seconds=self.clock() - self._started,
