@@ -208,9 +208,15 @@ def test_not_ready_node_with_heartbeat_after_the_event_is_not_forced(
     node = cluster.add_node()
     cluster.bare_pod(node.name, name="p")
     cluster.wait_running(1, node=node.name)
+    event_at = datetime.now(UTC)  # after the node registered, so the event is about this VM
+
+    def heartbeat_after_the_event() -> bool:
+        ready = next(c for c in cluster.read_node(node.name).status.conditions if c.type == "Ready")
+        return bool(ready.last_heartbeat_time > event_at + timedelta(seconds=1))
+
+    assert wait_until(heartbeat_after_the_event, timeout=15)
     kubelet.kill(node.name)
-    stale = datetime.now(UTC) - timedelta(minutes=10)
-    entry = log_entry("host_error", instance=node.name, instance_id=node.instance_id, when=stale)
+    entry = log_entry("host_error", instance=node.name, instance_id=node.instance_id, when=event_at)
     assert send(drainer, entry).status_code == 200
     done = drainer.wait_audit(action="drain.incomplete", event_id=event_id(entry))
     assert done["verified_down"] is False
