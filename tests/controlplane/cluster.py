@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -203,6 +203,13 @@ class TestCluster:
             with contextlib.suppress(ApiException):
                 self.core.delete_persistent_volume(pv)
         self.volumes.clear()
+
+    def after_last_heartbeat(self, name: str) -> datetime:
+        """An event time the Node rule can judge: at least a second after the node's last heartbeat
+        (condition times are whole seconds), and not before now."""
+        ready = next(c for c in self.read_node(name).status.conditions if c.type == "Ready")
+        heartbeat: datetime = ready.last_heartbeat_time
+        return max(datetime.now(UTC), heartbeat + timedelta(seconds=1.5))
 
     def node_ready(self, name: str) -> str | None:
         """The status of the node's Ready condition ("True", "False", "Unknown"), None without one."""
@@ -615,7 +622,18 @@ class TestCluster:
             "metadata": self._meta(name, "pdb"),
             "spec": spec,
         }
-        return self.policy.create_namespaced_pod_disruption_budget(self.namespace, body)
+        created = self.policy.create_namespaced_pod_disruption_budget(self.namespace, body)
+        name = created.metadata.name
+
+        def observed() -> bool:  # the disruption controller has computed the budget
+            current = self.policy.read_namespaced_pod_disruption_budget(name, self.namespace)
+            return bool(
+                current.status and (current.status.observed_generation or 0) >= (current.metadata.generation or 1)
+            )
+
+        if not wait_until(observed, timeout=20):
+            raise AssertionError(f"the disruption controller never computed PDB {name}")
+        return created
 
     # ------------------------------------------------------------------ reads
     def pods(self, *, node: str | None = None, label_selector: str | None = None) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import time
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,9 @@ def test_static_token_file_with_rotation(
     entry = cluster_entry(control_plane, name="classic", auth="token_file", token_file=str(token_file))
     server = server_factory(clusters=[entry])
     assert _drain_one(server, cluster)["cluster"] == "classic"
-    time.sleep(0.02)
+    before = token_file.stat().st_mtime_ns
     token_file.write_text(control_plane.drainer_identities[3].token)  # rotated, e.g. by Secret Manager
+    os.utime(token_file, ns=(before, before + 1_000_000_000))  # a new mtime, whatever the clock's resolution
     assert _drain_one(server, cluster)["counts"] == {"evicted": 1}
     token_file.write_text("revoked-token")
     node = cluster.add_node()

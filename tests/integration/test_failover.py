@@ -31,14 +31,6 @@ def preempt(server: FunctionServer, node: NodeInfo, *, when: datetime | None = N
     return entry
 
 
-def after_last_heartbeat(cluster: TestCluster, name: str) -> datetime:
-    """An event time the Node rule can judge: at least a second after the node's last heartbeat
-    (condition times are whole seconds), and not before now."""
-    ready = next(c for c in cluster.read_node(name).status.conditions if c.type == "Ready")
-    heartbeat: datetime = ready.last_heartbeat_time
-    return max(datetime.now(UTC), heartbeat + timedelta(seconds=1.5))
-
-
 def oos_taints(cluster: TestCluster, name: str) -> list[Any]:
     return [t for t in cluster.read_node(name).spec.taints or [] if t.key == OOS_KEY]
 
@@ -153,7 +145,7 @@ def test_a_fence_that_fails_falls_back_to_the_node_rule(
     compute_api.fail(victim.name, failure)
     kubelet.kill(victim.name)  # Ready Unknown now, the last heartbeat kept (before the event)
 
-    preempt(failover, victim, when=after_last_heartbeat(cluster, victim.name))
+    preempt(failover, victim, when=cluster.after_last_heartbeat(victim.name))
 
     unavailable = failover.wait_audit(action="fence.unavailable", node=victim.name)
     assert unavailable["status"] == failure
@@ -177,7 +169,7 @@ def test_the_node_lifecycle_controller_verifies_down_without_the_fence(
     kubelet.kill(victim.name, mark_unknown=False)  # the real controller must notice
     compute_api.set_status(victim.name, "TERMINATED")
 
-    preempt(server, victim, when=after_last_heartbeat(cluster, victim.name))
+    preempt(server, victim, when=cluster.after_last_heartbeat(victim.name))
 
     down = server.wait_audit(action="node.verified_down", node=victim.name, timeout=deadline)
     assert down["signal"] == "node"

@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,8 +256,10 @@ def test_dry_run_cleanup_deletes_nothing(manual: FunctionServer, cluster: TestCl
 
 
 # ---------------------------------------------------------------------------------- recovery
-def _cordon_by_event(drainer: FunctionServer, cluster: TestCluster, node: Any, kind: str = "preempted") -> str:
-    entry = log_entry(kind, instance=node.name, instance_id=node.instance_id)
+def _cordon_by_event(
+    drainer: FunctionServer, cluster: TestCluster, node: Any, kind: str = "preempted", when: datetime | None = None
+) -> str:
+    entry = log_entry(kind, instance=node.name, instance_id=node.instance_id, when=when)
     body, headers = delivery("binary", entry)
     assert drainer.post(body, headers).status_code in (200, 500)
     assert cluster.read_node(node.name).spec.unschedulable is True
@@ -345,8 +346,7 @@ def test_recovery_finishes_a_fenced_force_cleanup(
     cluster.core.patch_node(spare.name, {"spec": {"unschedulable": False}})
     # the VM stops; the node-lifecycle controller has not noticed yet, so the node still says Ready
     kubelet.kill(victim.name, mark_unknown=False)
-    time.sleep(1.1)
-    event = _cordon_by_event(drainer, cluster, victim)
+    event = _cordon_by_event(drainer, cluster, victim, when=cluster.after_last_heartbeat(victim.name))
     done = drainer.wait_audit(action="drain.incomplete", event_id=event)
     assert done["verified_down"] is False  # fencing held: nothing forced while Ready
     kubelet.mark_unknown(victim.name)  # ... and now it has

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,7 +86,6 @@ def test_blocked_drain_publishes_drain_failed_with_its_budgets(
     rs = cluster.replicaset(node.name, 1, name="solo")
     cluster.wait_running(1, node=node.name)
     cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=1, name="solo-pdb")
-    time.sleep(1.5)
     entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
     body, headers = delivery("binary", entry)
     assert server.post(body, headers).status_code == 200

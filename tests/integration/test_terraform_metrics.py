@@ -8,7 +8,6 @@ select exactly the records it is meant to count, never a dry run, and every labe
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,14 +78,13 @@ def _records(
     cluster.bare_pod(rehearsed.name, name="batch")
     cluster.wait_running(4)
     cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=1, name="db-pdb")
-    time.sleep(2)  # the disruption controller computes the budget
     cluster.finished_job(name="done", finished_at=datetime.now(UTC) - timedelta(hours=2))  # past the 1 h TTL
 
     _send(events, log_entry("preempted", instance=drained.name, instance_id=drained.instance_id))
     _send(events, log_entry("delete", instance=blocked.name, instance_id=blocked.instance_id))
     kubelet.kill(lost.name)
-    time.sleep(1.1)  # the event is logged after the last heartbeat
-    _send(events, log_entry("preempted", instance=lost.name, instance_id=lost.instance_id))
+    when = cluster.after_last_heartbeat(lost.name)  # the event is logged after the last heartbeat
+    _send(events, log_entry("preempted", instance=lost.name, instance_id=lost.instance_id, when=when))
     _send(dry, log_entry("preempted", instance=rehearsed.name, instance_id=rehearsed.instance_id))
     response = requests.post(schedule.url + "/", json={"action": "cleanup"}, timeout=120)
     assert response.status_code == 200, response.text

@@ -170,7 +170,6 @@ def test_sigterm_during_a_drain_finishes_it_and_stops_pulling(
     rs = cluster.replicaset(node.name, 1, name="held")
     cluster.wait_running(1, node=node.name)
     cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=1)
-    time.sleep(1.5)
     entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
     publisher.publish(topic, json.dumps(entry).encode()).result(timeout=30)
     worker.wait_audit("drain.started", event_id=entry["operation"]["id"])
