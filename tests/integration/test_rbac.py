@@ -29,6 +29,7 @@ EXPECTED: set[Rule] = {
     ("batch", "jobs", "delete"),
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
+    ("storage.k8s.io", "volumeattachments", "list"),
 }
 
 

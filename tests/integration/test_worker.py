@@ -20,7 +20,7 @@ from tests.controlplane.harness import ControlPlane, free_port
 from tests.controlplane.metadata import FakeMetadataServer
 from tests.controlplane.pubsub import PubsubFake
 from tests.support.deliveries import log_entry
-from tests.support.server import REPO, cluster_entry, iter_audit
+from tests.support.server import CLOSED_GOOGLE_APIS, REPO, cluster_entry, iter_audit
 
 PROJECT = "acme-prod"
 
@@ -87,7 +87,7 @@ def worker_env(plane: ControlPlane, metadata: FakeMetadataServer, pubsub: Pubsub
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRAINER_", "GOOGLE_"))}
     env.update(metadata.environ())
     env.update(pubsub.environ())
-    env.update({"DRAINER_CLUSTERS": json.dumps([cluster_entry(plane)]), "PYTHONUNBUFFERED": "1"})
+    env.update({"DRAINER_CLUSTERS": json.dumps([cluster_entry(plane)]), "PYTHONUNBUFFERED": "1", **CLOSED_GOOGLE_APIS})
     env.update(extra)
     return env
 

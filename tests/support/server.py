@@ -19,6 +19,12 @@ import requests
 from tests.controlplane.harness import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parents[2]
+# Google APIs a function may call, pointed at a closed loopback port unless a test gives a fake:
+# nothing the tests start reaches beyond loopback.
+CLOSED_GOOGLE_APIS = {
+    "DRAINER_COMPUTE_API_ENDPOINT": "http://127.0.0.1:9",
+    "DRAINER_CONTAINER_API_ENDPOINT": "http://127.0.0.1:9",
+}
 
 
 def cluster_entry(
@@ -57,7 +63,7 @@ class FunctionServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("DRAINER_", "GOOGLE_", "CLOUDSDK_"))}
-        child_env.update({"PYTHONUNBUFFERED": "1", **env})
+        child_env.update({"PYTHONUNBUFFERED": "1", **CLOSED_GOOGLE_APIS, **env})
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             framework_command(target, signature, self.port),
