@@ -250,9 +250,20 @@ variable "memory" {
 }
 
 variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids for the failed-drain alert."
+  description = "Cloud Monitoring notification channel ids for the alerts (failed drains, failed force cleanups, failing recoveries, dead letters)."
   type        = list(string)
   default     = []
+}
+
+variable "recovery_alert_after_seconds" {
+  description = "How long the scheduled recovery of a node we cordoned or tainted may keep failing (node.recovery_failed) before the alert fires."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.recovery_alert_after_seconds >= 0 && var.recovery_alert_after_seconds <= 86400 && floor(var.recovery_alert_after_seconds) == var.recovery_alert_after_seconds
+    error_message = "recovery_alert_after_seconds must be a whole number of seconds between 0 and 86400."
+  }
 }
 
 variable "apply_rbac" {

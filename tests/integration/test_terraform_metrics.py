@@ -2,22 +2,34 @@
 
 The functions run through functions-framework against the real API server and write their audit records to
 the dedicated log through a loopback Logging API; each metric's filter (rendered from monitoring.tf) must
-select exactly the records it is meant to count, never a dry run, and every label it extracts must exist.
+select exactly the records it is meant to count, never a dry run, every label it extracts must exist, and a
+distribution's value field must be a number in every record it selects.
+
+What needs a person is produced for real too: ValidatingAdmissionPolicies on the API server refuse (403) a
+cordon (drain.failed), an out-of-service taint (node.taint_failed), the force-deletion of a pod on a node
+verified down (drain.incomplete with verified_down) and the uncordon of a node that came back
+(node.recovery_failed); a VM that the fake Compute Engine reports TERMINATED gives a failover verified by
+the `compute` signal, a dead kubelet one verified by the `node` signal.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 import requests
+from kubernetes import client
+from kubernetes.client import ApiException
 
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
+from tests.support.compute import FakeComputeApi
 from tests.support.deliveries import delivery, log_entry
 from tests.support.fakes import FakeLoggingApi
 from tests.support.logfilter import compile_filter
@@ -25,15 +37,37 @@ from tests.support.server import FunctionServer
 from tests.support.terraform import MODULE, Module, load_module, render
 
 AUDIT_LOG = "gke-node-drainer-audit"
+OOS_KEY = "node.kubernetes.io/out-of-service"
 
-# What each metric is meant to count: audit actions, dry runs excluded.
-COUNTED = {
-    "drains": {"drain.completed", "drain.incomplete"},  # drain.failed needs a broken API server: see test_drain_events
-    "failed_drains": {"drain.incomplete"},
-    "evictions": {"pod.evicted"},
-    "blocked_pods": {"pod.blocked"},
-    "force_cleanups": {"pod.force_deleted"},
-    "cleaned_jobs": {"job.deleted"},
+Record = dict[str, Any]
+
+
+def _action(*actions: str) -> Callable[[Record], bool]:
+    return lambda payload: payload["action"] in actions
+
+
+# What each metric is meant to count (dry runs excluded), as a test of the record's jsonPayload.
+COUNTED: dict[str, Callable[[Record], bool]] = {
+    "drains": _action("drain.completed", "drain.incomplete", "drain.failed"),
+    "failed_drains": _action("drain.failed"),
+    "failed_force_cleanups": lambda p: (
+        p["action"] == "node.taint_failed" or (p["action"] == "drain.incomplete" and p.get("verified_down") is True)
+    ),
+    "recovery_failures": _action("node.recovery_failed"),
+    "evictions": _action("pod.evicted"),
+    "blocked_pods": _action("pod.blocked"),
+    "force_cleanups": _action("pod.force_deleted"),
+    "cleaned_jobs": _action("job.deleted"),
+}
+
+# What each distribution is meant to measure: the records, and the field its value comes from.
+MEASURED: dict[str, tuple[Callable[[Record], bool], str]] = {
+    "event_age": (_action("event.received"), "event_age_seconds"),
+    "failover_time": (
+        lambda p: p["action"] == "drain.completed" and p.get("failover_seconds") is not None,
+        "failover_seconds",
+    ),
+    "drain_duration": (_action("drain.completed", "drain.incomplete"), "duration_seconds"),
 }
 
 
@@ -46,9 +80,61 @@ def _extracted_fields(extractor: str) -> list[str]:
     return re.findall(r"EXTRACT\(jsonPayload\.(\w+)", extractor)
 
 
-def _send(server: FunctionServer, entry: dict[str, Any]) -> None:
+def _send(server: FunctionServer, entry: dict[str, Any], *, status: int = 200) -> None:
     body, headers = delivery("binary", entry)
-    assert server.post(body, headers).status_code == 200
+    response = server.post(body, headers)
+    assert response.status_code == status, response.text
+
+
+def _is_forbidden(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except ApiException as exc:
+        return bool(exc.status == 403)
+    return False
+
+
+@contextmanager
+def _refusals(admin_api: client.ApiClient, prefix: str, rules: list[dict[str, Any]]) -> Iterator[None]:
+    """ValidatingAdmissionPolicies (and bindings) that refuse what ``rules`` describe with 403 Forbidden;
+    each rule's ``probe`` (a dry-run request) tells when the API server enforces it. Removed on exit."""
+    admission = client.AdmissionregistrationV1Api(admin_api)
+    names = []
+    try:
+        for index, rule in enumerate(rules):
+            name = f"{prefix}-{index}"
+            admission.create_validating_admission_policy(
+                {
+                    "metadata": {"name": name},
+                    "spec": {
+                        "failurePolicy": "Fail",
+                        "matchConstraints": {
+                            "resourceRules": [
+                                {
+                                    "apiGroups": [""],
+                                    "apiVersions": ["v1"],
+                                    "operations": [rule["operation"]],
+                                    "resources": [rule["resource"]],
+                                }
+                            ]
+                        },
+                        "matchConditions": [{"name": "target", "expression": rule["match"]}],
+                        "validations": [{"expression": rule["allow"], "reason": "Forbidden", "message": rule["why"]}],
+                    },
+                }
+            )
+            names.append(name)
+            admission.create_validating_admission_policy_binding(
+                {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
+            )
+        for rule in rules:
+            probe: Callable[[], Any] = rule["probe"]
+            assert wait_until(partial(_is_forbidden, probe), timeout=30), rule["why"]
+        yield
+    finally:
+        for name in names:
+            admission.delete_validating_admission_policy_binding(name)
+            admission.delete_validating_admission_policy(name)
 
 
 def _records(
@@ -56,8 +142,11 @@ def _records(
     cluster: TestCluster,
     kubelet: KubeletStandIn,
     logging_api: FakeLoggingApi,
-) -> list[dict[str, Any]]:
-    """Drive a completed drain, a PDB-blocked drain, a fenced force cleanup, a dry run and a Job cleanup."""
+    compute_api: FakeComputeApi,
+    admin_api: client.ApiClient,
+) -> list[Record]:
+    """Drive a completed drain, a PDB-blocked graceful delete, failovers verified by each signal, a dry run,
+    a Job cleanup, and the four failures that need a person."""
     audit_env = {
         "DRAINER_AUDIT_LOG_NAME": AUDIT_LOG,
         "DRAINER_LOGGING_API_ENDPOINT": logging_api.url,
@@ -66,36 +155,110 @@ def _records(
     }
     events = server_factory(DRAINER_DEADLINE_DELETE="2", **audit_env)
     dry = server_factory(DRAINER_DRY_RUN="true", **audit_env)
-    schedule = server_factory("on_schedule", "http", **audit_env)
+    schedule = server_factory("on_schedule", "http", DRAINER_RECOVERY_DEADLINE_SECONDS="10", **audit_env)
 
-    drained = cluster.add_node()
+    drained = cluster.add_node()  # drained, then back: its uncordon is refused
     cluster.bare_pod(drained.name, name="web")
-    blocked = cluster.add_node()
+    blocked = cluster.add_node()  # a graceful delete held by a PodDisruptionBudget: no alert
     rs = cluster.replicaset(blocked.name, 1, name="db")
-    lost = cluster.add_node()
+    lost = cluster.add_node()  # the kubelet died: verified down by the Node rule
     cluster.bare_pod(lost.name, name="cache")
+    fenced = cluster.add_node()  # the VM is TERMINATED: verified down by Compute Engine
+    cluster.bare_pod(fenced.name, name="queue")
+    doomed = cluster.add_node()  # verified down, but its taint and the force-deletion are refused
+    cluster.bare_pod(doomed.name, name="stuck")
+    refused = cluster.add_node()  # the cordon is refused: the drain cannot run
     rehearsed = cluster.add_node()
     cluster.bare_pod(rehearsed.name, name="batch")
-    cluster.wait_running(4)
+    cluster.wait_running(5)
     cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=1, name="db-pdb")
     cluster.finished_job(name="done", finished_at=datetime.now(UTC) - timedelta(hours=2))  # past the 1 h TTL
 
-    _send(events, log_entry("preempted", instance=drained.name, instance_id=drained.instance_id))
-    _send(events, log_entry("delete", instance=blocked.name, instance_id=blocked.instance_id))
-    kubelet.kill(lost.name)
-    when = cluster.after_last_heartbeat(lost.name)  # the event is logged after the last heartbeat
-    _send(events, log_entry("preempted", instance=lost.name, instance_id=lost.instance_id, when=when))
-    _send(dry, log_entry("preempted", instance=rehearsed.name, instance_id=rehearsed.instance_id))
+    core = client.CoreV1Api(admin_api)
+    namespace = cluster.namespace
+
+    def node_patch(name: str, body: dict[str, Any]) -> Callable[[], Any]:
+        return lambda: core.patch_node(name, body, dry_run="All")
+
+    taint = {"spec": {"taints": [{"key": OOS_KEY, "value": "nodeshutdown", "effect": "NoExecute"}]}}
+    rules = [
+        {
+            "resource": "nodes",
+            "operation": "UPDATE",
+            "match": f"object.metadata.name == '{refused.name}'",
+            "allow": "!has(object.spec.unschedulable) || !object.spec.unschedulable",
+            "why": "no cordon of this node",
+            "probe": node_patch(refused.name, {"spec": {"unschedulable": True}}),
+        },
+        {
+            "resource": "nodes",
+            "operation": "UPDATE",
+            "match": f"object.metadata.name == '{doomed.name}'",
+            "allow": f"!has(object.spec.taints) || !object.spec.taints.exists(t, t.key == '{OOS_KEY}')",
+            "why": "no out-of-service taint on this node",
+            "probe": node_patch(doomed.name, taint),
+        },
+        {
+            "resource": "pods",
+            "operation": "DELETE",
+            "match": f"oldObject.metadata.namespace == '{namespace}' && oldObject.metadata.name == 'stuck'",
+            "allow": "false",
+            "why": "this pod is not deleted",
+            "probe": lambda: core.delete_namespaced_pod("stuck", namespace, dry_run="All"),
+        },
+        {
+            "resource": "nodes",
+            "operation": "UPDATE",
+            "match": f"object.metadata.name == '{drained.name}'",
+            "allow": "has(object.spec.unschedulable) && object.spec.unschedulable",
+            "why": "this node stays cordoned",
+            "probe": node_patch(drained.name, {"spec": {"unschedulable": False}}),
+        },
+    ]
+    with _refusals(admin_api, f"metrics-{namespace}", rules):
+        _send(events, log_entry("preempted", instance=drained.name, instance_id=drained.instance_id))
+        _send(events, log_entry("delete", instance=blocked.name, instance_id=blocked.instance_id))
+        kubelet.kill(lost.name)
+        when = cluster.after_last_heartbeat(lost.name)  # the event is logged after the last heartbeat
+        _send(events, log_entry("preempted", instance=lost.name, instance_id=lost.instance_id, when=when))
+        kubelet.kill(fenced.name, mark_unknown=False)
+        compute_api.set_status(fenced.name, "TERMINATED")
+        _send(events, log_entry("preempted", instance=fenced.name, instance_id=fenced.instance_id))
+        _send(dry, log_entry("preempted", instance=rehearsed.name, instance_id=rehearsed.instance_id))
+
+        kubelet.restart(drained.name)  # back with a new boot: recovery wants to uncordon it
+        assert wait_until(lambda: cluster.node_ready(drained.name) == "True", timeout=20)
+        response = requests.post(schedule.url + "/", json={"action": "recover"}, timeout=120)
+        assert response.status_code == 200, response.text
+
+        kubelet.kill(doomed.name)
+        when = cluster.after_last_heartbeat(doomed.name)
+        entry = log_entry("preempted", instance=doomed.name, instance_id=doomed.instance_id, when=when)
+        _send(events, entry, status=500)
+        _send(events, log_entry("preempted", instance=refused.name, instance_id=refused.instance_id), status=500)
+
     response = requests.post(schedule.url + "/", json={"action": "cleanup"}, timeout=120)
     assert response.status_code == 200, response.text
 
-    wanted = {"drain.completed", "drain.incomplete", "pod.force_deleted", "drain.dry_run", "job.deleted"}
+    nodes = {n.name for n in (drained, blocked, lost, fenced, doomed, refused, rehearsed)}
+    wanted = {
+        "event.received",
+        "drain.completed",
+        "drain.incomplete",
+        "drain.failed",
+        "pod.force_deleted",
+        "node.taint_failed",
+        "node.recovery_failed",
+        "drain.dry_run",
+        "job.deleted",
+    }
 
-    def mine() -> list[dict[str, Any]]:
+    def mine() -> list[Record]:
         return [
             e
             for e in logging_api.entries
-            if e.get("jsonPayload", {}).get("node") in {drained.name, blocked.name, lost.name, rehearsed.name}
+            if e.get("jsonPayload", {}).get("node") in nodes
+            or e.get("jsonPayload", {}).get("instance") in nodes
             or e.get("jsonPayload", {}).get("action") == "job.deleted"
         ]
 
@@ -105,21 +268,32 @@ def _records(
     return mine()
 
 
+def _regexp_values(extractor: str, selected: list[Record]) -> set[str]:
+    literal = re.search(r'"(.+)"\)$', extractor)[1]  # type: ignore[index]
+    pattern = re.sub(r"\\(.)", r"\1", literal)  # the Logging string literal's escapes
+    field = re.search(r"REGEXP_EXTRACT\(jsonPayload\.(\w+)", extractor)[1]  # type: ignore[index]
+    return {re.search(pattern, r["jsonPayload"][field])[1] for r in selected}  # type: ignore[index]
+
+
 def test_metric_filters_count_exactly_their_audit_records(
     module: Module,
     server_factory: Callable[..., FunctionServer],
     cluster: TestCluster,
     kubelet: KubeletStandIn,
     logging_api: FakeLoggingApi,
+    compute_api: FakeComputeApi,
+    admin_api: client.ApiClient,
     control_plane: ControlPlane,
 ) -> None:
-    records = _records(server_factory, cluster, kubelet, logging_api)
+    records = _records(server_factory, cluster, kubelet, logging_api, compute_api, admin_api)
     assert {r["logName"] for r in records} == {f"projects/{control_plane.project}/logs/{AUDIT_LOG}"}
     dry_runs = [r for r in records if r["jsonPayload"].get("dry_run") is True]
     assert {r["jsonPayload"]["action"] for r in dry_runs} >= {"pod.evicted", "drain.dry_run"}
+    live = [r for r in records if r["jsonPayload"].get("dry_run") is not True]
 
     variables = {"project_id": control_plane.project}
     metrics = module.resources_of("google_logging_metric")
+
     counters = module.locals["counter_metrics"]
     assert set(counters) == set(COUNTED)
     for key, metric in counters.items():
@@ -131,11 +305,7 @@ def test_metric_filters_count_exactly_their_audit_records(
         )
         counter = compile_filter(text)
         selected = [r for r in records if counter.matches(r)]
-        expected = [
-            r
-            for r in records
-            if r["jsonPayload"]["action"] in COUNTED[key] and r["jsonPayload"].get("dry_run") is not True
-        ]
+        expected = [r for r in live if COUNTED[key](r["jsonPayload"])]
         assert selected == expected, f"{key}: {text}"
         assert selected, f"{key} selected nothing in this run"
         fields = ["cluster", *(f for extractor in metric["labels"].values() for f in _extracted_fields(extractor))]
@@ -146,19 +316,49 @@ def test_metric_filters_count_exactly_their_audit_records(
                 )
         for name, extractor in metric["labels"].items():
             if extractor.startswith("REGEXP_EXTRACT"):
-                literal = re.search(r'"(.+)"\)$', extractor)[1]  # type: ignore[index]
-                pattern = re.sub(r"\\(.)", r"\1", literal)  # the Logging string literal's escapes
-                values = {re.search(pattern, r["jsonPayload"]["action"])[1] for r in selected}  # type: ignore[index]
+                values = _regexp_values(extractor, selected)
                 assert values <= {"completed", "incomplete", "failed"}, f"{key}.{name}: {values}"
 
-    latency = metrics["drain_latency"]
-    text = render(latency["filter"], module, variables=variables, bindings={})
-    distribution = compile_filter(text)
-    selected = [r for r in records if distribution.matches(r)]
-    assert sorted(r["jsonPayload"]["action"] for r in selected) == [
-        "drain.completed",
-        "drain.completed",
-        "drain.incomplete",
-    ]
-    assert latency["value_extractor"] == "EXTRACT(jsonPayload.duration_seconds)"
-    assert all(isinstance(r["jsonPayload"]["duration_seconds"], int | float) for r in selected)
+    by_counter = {key: {r["jsonPayload"]["action"] for r in live if COUNTED[key](r["jsonPayload"])} for key in COUNTED}
+    assert by_counter["drains"] == {"drain.completed", "drain.incomplete", "drain.failed"}
+    assert by_counter["failed_force_cleanups"] == {"drain.incomplete", "node.taint_failed"}
+    # the graceful delete held by its budget ended incomplete as designed, and no alert metric counts it
+    held = [r for r in live if r["jsonPayload"]["action"] == "drain.incomplete" and r["jsonPayload"]["blocked"]]
+    assert held
+    assert all(r["jsonPayload"]["event_kind"] == "delete" for r in held)
+    for key in ("failed_drains", "failed_force_cleanups", "recovery_failures"):
+        assert not any(COUNTED[key](r["jsonPayload"]) for r in held), key
+
+    distributions = module.locals["distribution_metrics"]
+    assert set(distributions) == set(MEASURED)
+    for key, metric in distributions.items():
+        text = render(
+            metrics["distributions"]["filter"],
+            module,
+            variables=variables,
+            bindings={"each.value.filter": metric["filter"]},
+        )
+        distribution = compile_filter(text)
+        wanted, field = MEASURED[key]
+        selected = [r for r in records if distribution.matches(r)]
+        assert selected == [r for r in live if wanted(r["jsonPayload"])], f"{key}: {text}"
+        assert selected, f"{key} selected nothing in this run"
+        assert metric["value"] == f"EXTRACT(jsonPayload.{field})"
+        for record in selected:
+            value = record["jsonPayload"].get(field)
+            assert isinstance(value, int | float), f"{key}: {field} is not a number in {record['jsonPayload']}"
+            assert not isinstance(value, bool)
+            assert value >= 0, record["jsonPayload"]
+            for label, extractor in metric["labels"].items():
+                for name in _extracted_fields(extractor):
+                    assert record["jsonPayload"].get(name), f"{key}.{label}: {name} missing in {record['jsonPayload']}"
+        for label, extractor in metric["labels"].items():
+            if extractor.startswith("REGEXP_EXTRACT"):
+                assert _regexp_values(extractor, selected) <= {"completed", "incomplete"}, f"{key}.{label}"
+
+    failovers = [r["jsonPayload"] for r in live if MEASURED["failover_time"][0](r["jsonPayload"])]
+    assert {p["down_signal"] for p in failovers} == {"compute", "node"}, failovers
+    assert all(p["verified_down"] is True for p in failovers)
+    assert all(p["failover_seconds"] <= p["duration_seconds"] for p in failovers)
+    ages = [r["jsonPayload"] for r in live if r["jsonPayload"]["action"] == "event.received"]
+    assert {p["event_kind"] for p in ages} == {"preempted", "delete"}

@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from tests.support.terraform import (
     module_arguments,
     parse_file,
     references,
+    render,
     strings,
     unwrap,
 )
@@ -533,6 +535,197 @@ def test_a_custom_node_name_pattern_reaches_the_filter(module: Module) -> None:
     entry = test_events.preempted_entry()
     assert compile_filter(rendered_sink_filter(module, node_name_regex="gke-payments-.+")).matches(entry)
     assert not compile_filter(rendered_sink_filter(module, node_name_regex="gke-other-.+")).matches(entry)
+
+
+# --- monitoring: alerts that say what to do, metrics that measure what they say ----------------------------------
+
+ALERT_METRIC = re.compile(r'metric\.type=\\?"\$\{local\.metric_type\["(\w+)"\]\}\\?"')
+MONITORING_VARIABLES = {"project_id": "acme-ops"}
+
+
+def _counter_filter(module: Module, key: str) -> LogFilter:
+    """A counter metric's filter as Terraform renders it."""
+    template = module.resources_of("google_logging_metric")["counters"]["filter"]
+    bindings = {"each.value.filter": module.locals["counter_metrics"][key]["filter"]}
+    return compile_filter(render(template, module, variables=MONITORING_VARIABLES, bindings=bindings))
+
+
+def _audit_record(action: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "logName": "projects/acme-ops/logs/gke-node-drainer-audit",
+        "jsonPayload": {"audit": True, "action": action, "cluster": "prod", "node": "gke-a-pool-1-x1y2", **payload},
+    }
+
+
+def _documentation(module: Module, name: str) -> str:
+    alert = module.locals["alerts"][name]
+    text: str = alert["documentation"]
+    return text.replace('\\"', '"')  # python-hcl2 escapes the quotes of a heredoc; Terraform does not
+
+
+def test_every_alert_is_a_markdown_runbook_with_commands_and_queries(module: Module) -> None:
+    policy = module.resources_of("google_monitoring_alert_policy")
+    assert set(policy) == {"alerts"}, "every alert policy comes from local.alerts"
+    assert policy["alerts"]["for_each"] == "${local.alerts}"
+    assert first(policy["alerts"]["documentation"]) == {
+        "mime_type": "text/markdown",
+        "content": "${each.value.documentation}",
+        "__is_block__": True,
+    }
+    assert set(module.locals["alerts"]) == {"failed_drains", "failed_force_cleanups", "held_nodes", "dead_letters"}
+    for name in module.locals["alerts"]:
+        text = _documentation(module, name)
+        assert text.startswith("## "), f"{name}: the runbook starts with what happened"
+        assert "**Where to look**" in text, name
+        assert "**What to do**" in text, name
+        assert re.search(r"`gcloud logging read '[^']+'", text), f"{name}: no audit log query"
+        assert re.search(r"`[^`]*gke-node-drainer \w+[^`]*`", text), f"{name}: no command of the CLI"
+
+
+def test_every_cli_command_in_a_runbook_parses(module: Module) -> None:
+    from functions.entry.cli import build_parser
+
+    subcommands = set()
+    for name in module.locals["alerts"]:
+        text = _documentation(module, name).replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
+        text = text.replace("$${metric.label.cluster}", "prod")
+        spans = re.findall(r"`([^`]+)`", text)
+        for command in (m[1] for span in spans if (m := re.search(r"gke-node-drainer ([^|]+)", span))):
+            args = shlex.split(command)
+            assert build_parser().parse_args(args).command == args[0], f"{name}: {command}"
+            subcommands.add(args[0])
+    assert {"status", "drain", "uncordon", "explain"} <= subcommands
+
+
+def test_every_log_query_in_a_runbook_is_a_valid_query_of_the_audit_log(module: Module) -> None:
+    """The gcloud queries, rendered as Monitoring and Terraform would, select that node's audit records."""
+    record = _audit_record("drain.failed")
+    other_node = _audit_record("drain.failed", node="gke-a-pool-1-zzzz")
+    # Monitoring fills in the labels of the incident
+    node_query = module.locals["node_query"].replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
+    node_query = node_query.replace("$${metric.label.cluster}", "prod")
+    for name in module.locals["alerts"]:
+        text = _documentation(module, name).replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
+        text = text.replace("$${metric.label.cluster}", "prod")
+        queries = re.findall(r"`gcloud logging read '([^']+)'", text)
+        assert queries, name
+        for query in queries:
+            rendered = render(query, module, variables=MONITORING_VARIABLES, bindings={"local.node_query": node_query})
+            log_filter = compile_filter(rendered)
+            assert "logs/gke-node-drainer-audit" in rendered, f"{name}: {rendered}"
+            if "jsonPayload.node=" in rendered:
+                assert not log_filter.matches(other_node), f"{name}: {rendered} is not scoped to the node"
+            if "drain.failed" in rendered or "jsonPayload.action" not in rendered:
+                assert log_filter.matches(record), f"{name}: {rendered}"
+
+
+def test_alerts_fire_on_what_needs_a_person_and_not_on_graceful_deletes_held_by_a_budget(module: Module) -> None:
+    counted = {
+        name: ALERT_METRIC.search(alert["filter"])[1]  # type: ignore[index]
+        for name, alert in module.locals["alerts"].items()
+        if name != "dead_letters"
+    }
+    assert counted == {
+        "failed_drains": "failed_drains",
+        "failed_force_cleanups": "failed_force_cleanups",
+        "held_nodes": "recovery_failures",
+    }
+    filters = {name: _counter_filter(module, metric) for name, metric in counted.items()}
+
+    def alerting(record: dict[str, Any]) -> set[str]:
+        return {name for name, log_filter in filters.items() if log_filter.matches(record)}
+
+    held_by_pdb = _audit_record(
+        "drain.incomplete", event_kind="delete", verified_down=False, blocked=[{"pod": "db/db-0", "pdb": "db"}]
+    )
+    not_yet_down = _audit_record("drain.incomplete", event_kind="preempted", verified_down=False)
+    assert alerting(held_by_pdb) == set()
+    assert alerting(not_yet_down) == set(), "recovery finishes it once the node is verified down"
+    assert alerting(_audit_record("pod.blocked", pdb="db")) == set()
+    assert alerting(_audit_record("pod.force_deleted", pod="db/db-0")) == set(), "a force cleanup that worked"
+    assert alerting(_audit_record("drain.completed", verified_down=True, failover_seconds=3.2)) == set()
+    assert alerting(_audit_record("drain.failed", error="503")) == {"failed_drains"}
+    assert alerting(_audit_record("drain.incomplete", event_kind="preempted", verified_down=True)) == {
+        "failed_force_cleanups"
+    }
+    assert alerting(_audit_record("node.taint_failed", error="403")) == {"failed_force_cleanups"}
+    assert alerting(_audit_record("node.recovery_failed", error="403")) == {"held_nodes"}
+    assert alerting(_audit_record("drain.failed", error="503", dry_run=True)) == set()
+
+    dead = module.locals["alerts"]["dead_letters"]
+    assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in dead["filter"]
+    assert module.locals["dead_letter_filter"].endswith(
+        'resource.label.subscription_id="${google_pubsub_subscription.dead_letter.name}"'
+    )
+    assert module.resources[("google_pubsub_subscription", "dead_letter")]["topic"] == (
+        "${google_pubsub_topic.dead_letter.id}"
+    )
+    held = module.locals["alerts"]["held_nodes"]
+    assert held["duration"] == "${var.recovery_alert_after_seconds}s"
+
+
+def test_distributions_extract_a_field_their_filter_requires_and_their_buckets_span_the_range(module: Module) -> None:
+    distributions = module.locals["distribution_metrics"]
+    assert set(distributions) == {"event_age", "failover_time", "drain_duration"}
+    resource = module.resources_of("google_logging_metric")["distributions"]
+    assert resource["value_extractor"] == "${each.value.value}"
+    assert first(resource["metric_descriptor"])["value_type"] == "DISTRIBUTION"
+    # seconds each must reach: the stale limit, a long failover, the longest drain deadline
+    spans = {
+        "event_age": config.DEFAULT_MAX_EVENT_AGE,
+        "failover_time": 600,
+        "drain_duration": 500,
+    }
+    fields = {
+        "event_age": "event_age_seconds",
+        "failover_time": "failover_seconds",
+        "drain_duration": "duration_seconds",
+    }
+    for key, metric in distributions.items():
+        assert metric["value"] == f"EXTRACT(jsonPayload.{fields[key]})", key
+        buckets = metric["buckets"]
+        assert buckets["scale"] <= 0.25, f"{key}: the first bucket must resolve sub-second values"
+        assert buckets["scale"] * buckets["growth"] ** buckets["count"] >= spans[key], f"{key}: buckets end too early"
+        assert buckets["count"] <= 64
+    event_age = _distribution_filter(module, "event_age")
+    assert event_age.matches(_audit_record("event.received", event_age_seconds=4.5))
+    assert not event_age.matches(_audit_record("event.received", event_age_seconds=4.5, dry_run=True))
+    failover = _distribution_filter(module, "failover_time")
+    assert failover.matches(_audit_record("drain.completed", failover_seconds=2.1, down_signal="compute"))
+    assert not failover.matches(_audit_record("drain.completed", failover_seconds=None))
+    assert not failover.matches(_audit_record("drain.completed"))
+    assert not failover.matches(_audit_record("drain.incomplete", failover_seconds=2.1))
+    assert "down_signal" in distributions["failover_time"]["labels"]
+    drain = _distribution_filter(module, "drain_duration")
+    assert drain.matches(_audit_record("drain.incomplete", duration_seconds=30.0))
+    assert not drain.matches(_audit_record("drain.failed", duration_seconds=0.2))
+    assert "drain_latency" not in module.resources_of("google_logging_metric"), "the old name said less"
+
+
+def _distribution_filter(module: Module, key: str) -> LogFilter:
+    template = module.resources_of("google_logging_metric")["distributions"]["filter"]
+    bindings = {"each.value.filter": module.locals["distribution_metrics"][key]["filter"]}
+    return compile_filter(render(template, module, variables=MONITORING_VARIABLES, bindings=bindings))
+
+
+def test_the_dashboard_shows_what_the_alerts_and_the_issue_ask_for(module: Module) -> None:
+    counters = {tile["metric"]: tile["group_by"] for tile in module.locals["counter_tiles"]}
+    distributions = {tile["metric"]: tile["group_by"] for tile in module.locals["distribution_tiles"]}
+    assert counters["drains"] == "metric.label.outcome"
+    assert {"force_cleanups", "blocked_pods", "failed_drains", "failed_force_cleanups", "recovery_failures"} <= set(
+        counters
+    )
+    assert distributions == {
+        "event_age": [],
+        "failover_time": ["metric.label.down_signal"],
+        "drain_duration": ["metric.label.outcome"],
+    }
+    assert set(counters) <= set(module.locals["counter_metrics"])
+    dead_letters = module.locals["dashboard_dead_letter_tile"]
+    assert "num_undelivered_messages" in json.dumps(dead_letters)
+    widgets = module.locals["dashboard_widgets"]
+    assert "local.dashboard_dead_letter_tile" in widgets
+    assert "local.dashboard_distribution_tiles" in widgets
 
 
 # --- checkov -----------------------------------------------------------------------------------------------------
