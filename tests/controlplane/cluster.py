@@ -205,11 +205,13 @@ class TestCluster:
         self.volumes.clear()
 
     def after_last_heartbeat(self, name: str) -> datetime:
-        """An event time the Node rule can judge: at least a second after the node's last heartbeat
-        (condition times are whole seconds), and not before now."""
+        """An event time the Node rule can judge: now, once now is more than a second past the node's
+        last heartbeat (condition times are whole seconds). Waits for the clock, at most ~2 s."""
         ready = next(c for c in self.read_node(name).status.conditions if c.type == "Ready")
         heartbeat: datetime = ready.last_heartbeat_time
-        return max(datetime.now(UTC), heartbeat + timedelta(seconds=1.5))
+        ready_at = heartbeat + timedelta(seconds=1.1)
+        assert wait_until(lambda: datetime.now(UTC) >= ready_at, timeout=5, interval=0.02)
+        return datetime.now(UTC)
 
     def node_ready(self, name: str) -> str | None:
         """The status of the node's Ready condition ("True", "False", "Unknown"), None without one."""
