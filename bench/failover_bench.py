@@ -167,7 +167,8 @@ def environment(args: argparse.Namespace, workdir: Path) -> Iterator[Env]:
 def check_controller_manager(plane: ControlPlane) -> str:
     """The harness must pass nothing that changes Kubernetes' own force-detach (B's figure depends on it)."""
     argv = [str(a) for a in plane.procs["kube-controller-manager"].args]
-    changing = [a for a in argv if "detach" in a or "unmount" in a]
+    flags = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+    changing = [f for f in flags if "detach" in f or "unmount" in f]
     grace = next(a for a in argv if a.startswith("--node-monitor-grace-period="))
     if changing:
         return f"WARNING: kube-controller-manager runs with {changing}: B does not show Kubernetes' defaults"
@@ -477,7 +478,7 @@ def report(args: argparse.Namespace, chosen: list[Scenario], outcomes: list[Outc
         print(f"{outcome.key}: {scenario.title} ({outcome.response})")
         for label, seconds in sorted(outcome.milestones.items(), key=lambda item: item[1]):
             print(f"    {seconds:8.2f} s  {label}")
-        for name, (seconds, node) in sorted(outcome.per_pod.items()):
+        for name, (seconds, node) in sorted(outcome.per_pod.items(), key=lambda item: item[1]):
             print(f"    {seconds:8.2f} s  {name} Running with its volume on {node}")
         for line in outcome.state:
             print(f"    at the end: {line}")
