@@ -83,3 +83,4 @@ clean:
 bench: controlplane
 	$(PY) -m bench.drain_bench
 	$(PY) -m bench.cleanup_bench
+	$(PY) -m bench.failover_bench

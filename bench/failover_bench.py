@@ -285,8 +285,10 @@ def describe(setup: Setup, started: float) -> list[str]:
         where = "the victim" if node == victim else node
         state = str(pod.status.phase)
         if pod.metadata.deletion_timestamp:
-            since = (datetime.now(UTC) - pod.metadata.deletion_timestamp).total_seconds()
-            state += f", terminating for {since:.0f} s"
+            # deletionTimestamp is when the grace period ends, not when the deletion was asked
+            grace = pod.metadata.deletion_grace_period_seconds or 0
+            since = (datetime.now(UTC) - pod.metadata.deletion_timestamp).total_seconds() + grace
+            state += f", terminating for {since:.0f} s (grace {grace} s)"
         attachments = [
             f"{'victim' if va.spec.node_name == victim else va.spec.node_name}"
             f"(attached={bool(va.status and va.status.attached)}"
