@@ -79,3 +79,4 @@ clean:
 bench: controlplane
 	$(PY) -m bench.drain_bench
 	$(PY) -m bench.cleanup_bench
+	$(PY) -m bench.failover_bench
