@@ -50,17 +50,19 @@ class Vanishing:
         self.path = path
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {plane.admin.token}"
-        self.session.verify = str(plane.ca_file)
+        self.ca = str(plane.ca_file)  # per request: a session's verify loses to REQUESTS_CA_BUNDLE
         self.deleted: dict[str, float] = {}
         self._tracked: dict[str, str] = {}  # uid -> namespace/name, of everything awaited
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._response: requests.Response | None = None
+        self.last_error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name=f"vanishing{path}", daemon=True)
         self._thread.start()
         if not self._ready.wait(60):
-            raise RuntimeError(f"could not list {path} within 60 s")
+            self.stop()
+            raise RuntimeError(f"could not list {path} within 60 s: {self.last_error}")
 
     # ------------------------------------------------------------------ watch
     def _relist(self) -> str:
@@ -69,7 +71,7 @@ class Vanishing:
         token = ""
         while True:
             params = {"limit": "1000", **({"continue": token} if token else {})}
-            response = self.session.get(self.plane.url + self.path, params=params, timeout=120)
+            response = self.session.get(self.plane.url + self.path, params=params, timeout=120, verify=self.ca)
             response.raise_for_status()
             body = response.json()
             present |= {item["metadata"]["uid"] for item in body.get("items", [])}
@@ -97,7 +99,7 @@ class Vanishing:
                     "timeoutSeconds": "60",
                 }
                 with self.session.get(
-                    self.plane.url + self.path, params=params, stream=True, timeout=(10, 90)
+                    self.plane.url + self.path, params=params, stream=True, timeout=(10, 90), verify=self.ca
                 ) as response:
                     self._response = response
                     response.raise_for_status()
@@ -115,9 +117,10 @@ class Vanishing:
                         if event.get("type") == "DELETED":
                             with self._lock:
                                 self.deleted.setdefault(obj["metadata"]["uid"], time.perf_counter())
-            except Exception:  # a dropped stream, the API server under load: list again
+            except Exception as exc:  # a dropped stream, the API server under load: list again
                 if self._stop.is_set():
                     return
+                self.last_error = exc
                 resource_version = ""
                 time.sleep(0.2)
 
