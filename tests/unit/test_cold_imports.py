@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # imported only where used: the Logging client for a dedicated audit log, the Pub/Sub client for an
 # outcome topic (and by the pull worker), google-auth's ID-token verification for an HTTP audience,
-# the HTTP API for the HTTP entry points, the CLI and explain never by main; test-only libraries never
+# the HTTP API for the HTTP entry points, the CLI and explain never by main; test-only libraries never;
+# the parts of the kubernetes package that the gateway does not use
 LAZY = (
     "google.cloud.logging",
     "google.cloud.logging_v2",
@@ -29,6 +30,13 @@ LAZY = (
     "functions.entry.worker",
     "hypothesis",
     "pytest",
+    # the parts of the kubernetes package the gateway does not use (see functions.gateways.kube)
+    "kubernetes.config",
+    "kubernetes.dynamic",
+    "kubernetes.stream",
+    "kubernetes.leaderelection",
+    "oauthlib",
+    "requests_oauthlib",
 )
 CLUSTERS = json.dumps(
     [
@@ -73,3 +81,17 @@ def test_the_probe_sees_a_lazy_module_once_it_is_used() -> None:
     loaded = _loaded("import main\nimport functions.entry.http_api\n")
     assert "functions.entry.http_api" in loaded
     assert "google.cloud.logging_v2" not in loaded
+
+
+def test_the_kubernetes_package_stays_whole_for_later_users() -> None:
+    # the gateway registers kubernetes without its __init__; a later user still sees every part
+    code = (
+        "import main, sys\n"
+        "assert 'kubernetes.config' not in sys.modules\n"
+        "import kubernetes\n"
+        "from kubernetes import watch\n"
+        "print(kubernetes.__version__, kubernetes.config.ConfigException.__name__, watch.Watch.__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[1:] == ["ConfigException", "Watch"]

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.errors import TransientError
@@ -108,6 +107,8 @@ def discover_endpoint(cluster: ClusterConfig, *, container_api: str, timeout: fl
 def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_size: int) -> k8s.ApiClient:
     """A kubernetes ApiClient for ``cluster``, authenticated as its auth mode says."""
     if cluster.auth is AuthMode.KUBECONFIG:
+        from kubernetes import config as k8s_config  # heavy (oauthlib, YAML): only for a kubeconfig
+
         try:
             api: k8s.ApiClient = k8s_config.new_client_from_config(
                 config_file=cluster.kubeconfig, context=cluster.context
