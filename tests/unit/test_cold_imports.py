@@ -35,6 +35,9 @@ LAZY = (
     "kubernetes.dynamic",
     "kubernetes.stream",
     "kubernetes.leaderelection",
+    "kubernetes.client.api_client",
+    "pydantic",
+    "dateutil",
     "oauthlib",
     "requests_oauthlib",
 )
