@@ -29,6 +29,9 @@ def machine_load(when: str) -> str:
     return f"machine load {when}: loadavg {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
 
 
+STALL_SECONDS = 20.0  # an await that sees nothing go for this long lists once more
+
+
 @dataclass(frozen=True)
 class Gone:
     """When the last of the awaited objects went away (perf_counter), or what remained at the timeout."""
@@ -103,7 +106,9 @@ class Vanishing:
                 ) as response:
                     self._response = response
                     response.raise_for_status()
-                    for line in response.iter_lines():
+                    # chunk_size None: each event as the server flushes it (a fixed size would hold the
+                    # last events back until more bytes or the end of the watch arrive)
+                    for line in response.iter_lines(chunk_size=None):
                         if self._stop.is_set():
                             return
                         if not line:
@@ -135,13 +140,23 @@ class Vanishing:
         """Wait (at most ``timeout`` s) until every object is gone; never raises on a timeout."""
         self.track(objects)
         deadline = time.monotonic() + timeout
+        progress_at, left = time.monotonic(), len(objects) + 1
         while True:
             with self._lock:
                 missing = [uid for uid in objects if uid not in self.deleted]
                 if not missing:
                     return Gone(last=max(self.deleted[uid] for uid in objects) if objects else None, remaining=())
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 break
+            if len(missing) < left:
+                progress_at, left = now, len(missing)
+            elif now - progress_at > STALL_SECONDS:
+                # nothing went for a while: list, in case the watch missed what went (the times of
+                # objects found gone this way are the list's, later than they went)
+                with contextlib.suppress(requests.RequestException):
+                    self._relist()
+                progress_at = now
             time.sleep(0.02)
         with contextlib.suppress(requests.RequestException):
             self._relist()  # a last look: what the watch may have missed
