@@ -206,10 +206,11 @@ def drain_comparison(args: argparse.Namespace, env: Env) -> Drains:
     )
     kubeconfig = plane.write_kubeconfig(plane.admin, workdir / "kubeconfig")
     kubectl = str(plane.assets.path("kubectl"))
-    observer = Vanishing(plane, "/api/v1/pods")
     drains = Drains(ours=[], kubectl=[], floor=[], failures=[])
     bound = args.drain_timeout
+    observer: Vanishing | None = None
     try:
+        observer = Vanishing(plane, "/api/v1/pods")
         # warm the function once (the warm path is what the comparison is about; cold start is measured apart)
         warm = cluster.add_node(pool="bench")
         body, headers = delivery("binary", log_entry("preempted", instance=warm.name, instance_id=warm.instance_id))
@@ -297,7 +298,8 @@ def drain_comparison(args: argparse.Namespace, env: Env) -> Drains:
             )
             print(f"  round {round_no + 1}: {shown}   ({machine_load('now')})", flush=True)
     finally:
-        observer.stop()
+        if observer is not None:
+            observer.stop()
         server.stop()
         cluster.cleanup()
     return drains
