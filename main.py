@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import TYPE_CHECKING
 
 import flask
 import functions_framework
-from cloudevents.http.event import CloudEvent
 
 from functions.decisions.settings import ConfigError
-from functions.entry.http_api import MAX_BODY_BYTES, Api, HttpResult
 from functions.errors import PermanentError
 from functions.usecases.node_events import NodeEvents
 from functions.usecases.runtime import Runtime
+
+if TYPE_CHECKING:  # the HTTP API is imported by the HTTP entry points at their first call, not by a cold start
+    from cloudevents.http.event import CloudEvent
+
+    from functions.entry.http_api import Api, HttpResult
 
 _runtime: Runtime | None = None
 _events: NodeEvents | None = None
@@ -50,6 +54,8 @@ def node_events() -> NodeEvents:
 
 def api() -> Api:
     global _api  # noqa: PLW0603 - one per instance
+    from functions.entry.http_api import Api
+
     current = runtime()
     with _lock:
         if _api is None:
@@ -75,6 +81,8 @@ def _respond(result: HttpResult) -> flask.Response:
 
 
 def _http(request: flask.Request, call: str) -> flask.Response:
+    from functions.entry.http_api import MAX_BODY_BYTES, HttpResult
+
     try:
         handler = getattr(api(), call)
     except ConfigError as exc:

@@ -1,8 +1,11 @@
-"""The only writer of audit records, through google-cloud-logging.
+"""The only writer of audit records: JSON lines on stdout, and google-cloud-logging for a dedicated log.
 
-Every decision becomes one structured record: JSON on stdout in the StructuredLogHandler format
-(what Cloud Functions ships to Cloud Logging, and what a local run prints), and, when an audit log
-name is configured, also an entry in that log through the Logging API (batched in the background).
+Every decision becomes one structured record: JSON on stdout in the format of google-cloud-logging's
+``StructuredLogHandler`` (what Cloud Functions ships to Cloud Logging, and what a local run prints;
+written by :class:`StructuredStdoutHandler`, which a unit test holds to the library's output, so
+that a cold start does not import the Logging client), and, when an audit log name is configured,
+also an entry in that log through the Logging API's ``CloudLoggingHandler`` (batched in the
+background; google-cloud-logging is imported only then).
 
 Records carry ``audit: true``, an ``action`` (``event.received``, ``node.cordoned``, ``pod.evicted``
 ...), and the context they were bound to (trigger, event id, node, cluster, principal).
@@ -10,6 +13,7 @@ Records carry ``audit: true``, an ``action`` (``event.received``, ``node.cordone
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -75,6 +79,100 @@ def _clean(value: Any, depth: int = 0) -> Any:
     return _text(str(value))
 
 
+_TRACEPARENT = re.compile(
+    r"^\s?((?!ff)[a-f\d]{2})-((?![0]{32})[a-f\d]{32})-((?![0]{16})[a-f\d]{16})-([a-f\d]{2})(-.*)?\s?$"
+)
+_XCLOUD_TRACE = re.compile(r"([\w-]+)?(\/?([\w-]+))?(;?o=(\d))?")
+# reserved keys of Cloud Logging's structured format: a payload field of that name is dropped
+_RESERVED = frozenset(
+    {
+        "severity",
+        "httpRequest",
+        "time",
+        "timestamp",
+        "timestampSeconds",
+        "timestampNanos",
+        "logging.googleapis.com/insertId",
+        "logging.googleapis.com/labels",
+        "logging.googleapis.com/operation",
+        "logging.googleapis.com/sourceLocation",
+        "logging.googleapis.com/spanId",
+        "logging.googleapis.com/trace",
+        "logging.googleapis.com/trace_sampled",
+    }
+)
+
+
+def _request_data() -> tuple[dict[str, Any] | None, str | None, str | None, bool]:
+    """The current HTTP request (functions-framework runs handlers in a Flask request context) and its
+    trace (W3C ``traceparent`` first, then ``X-Cloud-Trace-Context``), as google-cloud-logging infers them."""
+    flask = sys.modules.get("flask")  # never imported here: only a process that serves requests has one
+    if flask is None or not flask.has_request_context():
+        return None, None, None, False
+    request = flask.request
+    http_request = {
+        "requestMethod": request.method,
+        "requestUrl": request.url,
+        "userAgent": request.user_agent.string,
+        "protocol": request.environ.get("SERVER_PROTOCOL"),
+    }
+    header = request.headers.get("TRACEPARENT")
+    if header and (match := _TRACEPARENT.match(header)):
+        return http_request, match.group(2), match.group(3), bool(int(match.group(4), 16) & 1)
+    header = request.headers.get("X_CLOUD_TRACE_CONTEXT")
+    if not header:
+        return http_request, None, None, False
+    match = _XCLOUD_TRACE.match(header)
+    trace, span, sampled = (match.group(1), match.group(3), match.group(5) == "1") if match else (None, None, False)
+    try:
+        span_number = int(span) if span is not None else 0
+        span = f"{span_number:016x}" if 0 < span_number < 2**64 else None
+    except ValueError:
+        span = None
+    return http_request, trace, span, sampled
+
+
+class StructuredStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """One JSON line per record, field for field what google-cloud-logging's ``StructuredLogHandler``
+    writes for a record with ``json_fields`` (payload, message, severity, labels with the logger's
+    name, trace, span, sourceLocation, httpRequest), without importing the Logging client."""
+
+    def __init__(self, *, stream: TextIO, project_id: str | None, labels: Mapping[str, str]) -> None:
+        super().__init__(stream=stream)
+        self.project_id = project_id
+        self.labels = dict(labels)
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "json_fields", None)
+        payload = {k: v for k, v in dict(fields or {}).items() if k not in _RESERVED}
+        message: Any = record.getMessage()
+        if message.startswith("{"):  # the library sends a message that is a JSON object as that object
+            try:
+                parsed = json.loads(message)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, Mapping):
+                message = parsed
+        if message != "None":
+            payload["message"] = message
+        http_request, trace, span, sampled = _request_data()
+        if trace is not None and self.project_id is not None:
+            trace = f"projects/{self.project_id}/traces/{trace}"
+        location = {"line": record.lineno, "file": record.pathname, "function": record.funcName}
+        labels = {**({"python_logger": record.name} if record.name else {}), **self.labels}
+        body = json.dumps(payload, ensure_ascii=False)
+        return (
+            "{" + (body[1:-1] + "," if len(body) > 2 else "") + f'"severity": "{record.levelname}", '
+            f'"logging.googleapis.com/labels": {json.dumps(labels, ensure_ascii=False)}, '
+            f'"logging.googleapis.com/trace": "{trace or ""}", '
+            f'"logging.googleapis.com/spanId": "{span or ""}", '
+            f'"logging.googleapis.com/trace_sampled": {"true" if sampled else "false"}, '
+            f'"logging.googleapis.com/sourceLocation": {json.dumps(location, ensure_ascii=False)}, '
+            f'"httpRequest": {json.dumps(http_request or {}, ensure_ascii=False)} '
+            "}"
+        )
+
+
 class AuditWriter:
     """Owns the handlers; one per process (see :func:`writer`)."""
 
@@ -86,16 +184,14 @@ class AuditWriter:
         project: str | None = None,
         api_endpoint: str | None = None,
     ) -> None:
-        from google.cloud.logging_v2.handlers import StructuredLogHandler  # heavy: import on first use only
-
         self.logger = logging.Logger(LOGGER_NAME, level=logging.INFO)
         self.logger.propagate = False
         self.logger.addHandler(
-            StructuredLogHandler(stream=stream or sys.stdout, project_id=project, labels={"component": COMPONENT})
+            StructuredStdoutHandler(stream=stream or sys.stdout, project_id=project, labels={"component": COMPONENT})
         )
         self.log_name = log_name
         if log_name:
-            import google.cloud.logging
+            import google.cloud.logging  # heavy (gRPC, the generated clients): only for the dedicated log
             from google.cloud.logging_v2.handlers import CloudLoggingHandler
             from google.cloud.logging_v2.resource import Resource
 

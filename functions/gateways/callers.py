@@ -3,7 +3,8 @@
 The token is verified with google-auth's ``id_token.verify_oauth2_token`` (signature against
 Google's certificates, ``exp``/``iat`` with 30 s of clock skew allowed, the expected audience,
 Google's issuers). The certificates are cached for a few minutes; ``certs_url`` may point the
-certificate fetch elsewhere (tests).
+certificate fetch elsewhere (tests). google-auth's verification is imported only when an audience
+is configured (at the first call that verifies), never by a cold start.
 """
 
 from __future__ import annotations
@@ -13,11 +14,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import google.auth.exceptions
-import google.auth.transport
-import google.auth.transport.requests
-from google.oauth2 import id_token
 
 from functions.errors import PermanentError
 
@@ -40,51 +36,66 @@ class Caller:
     verified: bool  # False when verification is not configured
 
 
-class _CertsRequest(google.auth.transport.Request):
-    """google-auth transport that caches the certificate document (and may fetch it elsewhere)."""
+def _certs_request(certs_url: str | None) -> Any:
+    """A google-auth transport that caches the certificate document (and may fetch it elsewhere)."""
+    import google.auth.transport
+    import google.auth.transport.requests
 
-    def __init__(self, certs_url: str | None) -> None:
-        self._inner = google.auth.transport.requests.Request()
-        self._certs_url = certs_url
-        self._cached: tuple[float, Any] | None = None
-        self._lock = threading.Lock()
+    class CertsRequest(google.auth.transport.Request):
+        def __init__(self) -> None:
+            self._inner = google.auth.transport.requests.Request()
+            self._cached: tuple[float, Any] | None = None
+            self._lock = threading.Lock()
 
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        if url != GOOGLE_CERTS_URL:
-            return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
-        with self._lock:
-            if self._cached and time.monotonic() - self._cached[0] < CERTS_CACHE_SECONDS:
-                return self._cached[1]
-        response = self._inner(self._certs_url or url, method=method, headers=headers, timeout=timeout or 10)
-        if response.status == 200:
+        def __call__(
+            self,
+            url: str,
+            method: str = "GET",
+            body: Any = None,
+            headers: Mapping[str, str] | None = None,
+            timeout: Any = None,
+            **kwargs: Any,
+        ) -> Any:
+            if url != GOOGLE_CERTS_URL:
+                return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
             with self._lock:
-                self._cached = (time.monotonic(), response)
-        return response
+                if self._cached and time.monotonic() - self._cached[0] < CERTS_CACHE_SECONDS:
+                    return self._cached[1]
+            response = self._inner(certs_url or url, method=method, headers=headers, timeout=timeout or 10)
+            if response.status == 200:
+                with self._lock:
+                    self._cached = (time.monotonic(), response)
+            return response
+
+    return CertsRequest()
 
 
 class CallerVerifier:
     def __init__(self, *, audience: str | None, allowed: frozenset[str], certs_url: str | None = None) -> None:
         self.audience = audience
         self.allowed = allowed
-        self._request = _CertsRequest(certs_url)
+        self._certs_url = certs_url
+        self._request: Any = None
+        self._request_lock = threading.Lock()
+
+    def _transport(self) -> Any:
+        with self._request_lock:
+            if self._request is None:
+                self._request = _certs_request(self._certs_url)
+            return self._request
 
     def verify(self, authorization: str | None) -> Caller:
         if not self.audience:
             return Caller(email=None, verified=False)  # the platform's IAM invoker check is the gate
+        import google.auth.exceptions
+        from google.oauth2 import id_token
+
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("send a Google-signed ID token: Authorization: Bearer <token>")
         token = authorization.removeprefix("Bearer ").strip()
         try:
             claims = id_token.verify_oauth2_token(
-                token, self._request, audience=self.audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
+                token, self._transport(), audience=self.audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
             )
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             raise Unauthorized(f"the ID token was rejected: {_first_line(exc)}") from None

@@ -96,6 +96,7 @@ class ControlPlane:
     keep_workdir: bool = False
     node_monitor_grace_period: float = DEFAULT_NODE_MONITOR_GRACE_PERIOD
     node_monitor_period: float = DEFAULT_NODE_MONITOR_PERIOD
+    controllers: tuple[str, ...] = CONTROLLERS  # what the controller-manager started by start() runs
 
     def __post_init__(self) -> None:
         if not 0 < self.node_monitor_period < self.node_monitor_grace_period:
@@ -250,17 +251,27 @@ class ControlPlane:
             ],
         )
         self._wait_http(f"{self.url}/readyz", token=self.admin.token, timeout=timeout, context=self.ssl_context())
-        cm_kubeconfig = self.write_kubeconfig(self.controller_manager)
+        self.start_controller_manager("kube-controller-manager", self.controllers, timeout=timeout)
+        self.started_seconds = time.monotonic() - started
+        return self
+
+    def start_controller_manager(
+        self, name: str, controllers: tuple[str, ...], *, timeout: float = 60.0, extra_args: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Start a kube-controller-manager running ``controllers`` as process ``name`` (a second one,
+        with controllers of its own, may run beside the first: leader election is off) and wait until
+        it is healthy."""
+        port = self.controller_manager_port if name == "kube-controller-manager" else free_port()
         self._spawn(
-            "kube-controller-manager",
+            name,
             [
                 str(self.assets.path("kube-controller-manager")),
-                f"--kubeconfig={cm_kubeconfig}",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--kubeconfig={self.write_kubeconfig(self.controller_manager)}",
+                f"--controllers={','.join(controllers)}",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={self.controller_manager_port}",
-                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / f'{name}-certs'}",
                 "--kube-api-qps=500",
                 "--kube-api-burst=1000",
                 "--concurrent-gc-syncs=40",
@@ -270,17 +281,30 @@ class ControlPlane:
                 # a node that never posted status is given up on after the same grace
                 f"--node-startup-grace-period={_duration(self.node_monitor_grace_period)}",
                 "--v=0",
+                *extra_args,
             ],
         )
         # /healthz is always allowed; its self-signed serving cert is not worth verifying here.
         self._wait_http(
-            f"https://127.0.0.1:{self.controller_manager_port}/healthz",
+            f"https://127.0.0.1:{port}/healthz",
             token=None,
             timeout=timeout,
             context=ssl._create_unverified_context(),
         )
-        self.started_seconds = time.monotonic() - started
-        return self
+        return self.procs[name]
+
+    def stop_process(self, name: str, timeout: float = 10.0) -> None:
+        """Stop one of the processes (a second controller-manager) and forget it."""
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -159,13 +159,23 @@ class KubeletStandIn:
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop acting; the loops that call the API server on their own (heartbeats, scheduler, timers)
+        and the actions in flight are done before this returns (bounded by ``timeout``), so that the
+        control plane can be stopped next without a stand-in call failing against it. The pod watch
+        ends quietly whenever its stream does."""
         self._stop.set()
         self._wake.set()
         self._recheck.set()
         with self._timer_cv:
             self._timer_cv.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.name != "kubelet-standin-pods" and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        for worker in list(getattr(self._pool, "_threads", ())):
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     # ---------------------------------------------------------------- nodes
     def register(self, name: str, boot_id: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import urllib3
-from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 
 from functions.decisions.model import Job, Node, Pod, VolumeAttachment
@@ -99,17 +99,10 @@ class ClusterClient:
             payload = body  # the client serializes JSON bodies (merge-patch+json included)
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         try:
-            m, url, hdrs, _, _ = self._api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=params,
-                header_params=headers,
-                auth_settings=["BearerToken"],
+            response = self._api.request(
+                method, path, query=params, headers=headers, body=payload, timeout=timeout or self.timeout
             )
-            response = self._api.call_api(
-                m, url, header_params=hdrs, body=payload, _request_timeout=timeout or self.timeout
-            )
-        except (urllib3.exceptions.HTTPError, OSError, k8s.ApiException) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
             # ApiException: raised by the client itself for TLS and protocol failures
             raise unreachable(f"{method} {path}", exc) from None
         if not stream:
