@@ -33,6 +33,11 @@ output "dead_letter_topic" {
   value       = google_pubsub_topic.dead_letter.id
 }
 
+output "dead_letter_subscription" {
+  description = "The subscription that keeps dead-lettered events, to inspect and replay them."
+  value       = google_pubsub_subscription.dead_letter.id
+}
+
 output "sink_filter" {
   description = "The log sink filter."
   value       = local.sink_filter

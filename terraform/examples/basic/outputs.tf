@@ -17,3 +17,8 @@ output "attach_dead_letter_command" {
   description = "Run once after apply to attach the dead-letter topic to Eventarc's subscription."
   value       = module.drainer.attach_dead_letter_command
 }
+
+output "dead_letter_subscription" {
+  description = "Dead-lettered events, to inspect and replay after a fix (README: Operate)."
+  value       = module.drainer.dead_letter_subscription
+}
