@@ -33,8 +33,8 @@ locals {
       }
     }
     recovery_failures = {
-      description = "Recoveries of a node we cordoned or tainted that failed (it stays cordoned or tainted)."
-      filter      = "jsonPayload.action=\"node.recovery_failed\""
+      description = "Recoveries of a node we cordoned or tainted that failed, or that found it back but still held by our out-of-service taint (it stays cordoned or tainted)."
+      filter      = "jsonPayload.action=(\"node.recovery_failed\" OR \"node.held\")"
       labels      = { node = "EXTRACT(jsonPayload.node)" }
     }
     evictions = {
@@ -271,8 +271,8 @@ locals {
     }
 
     held_nodes = {
-      display_name  = "${var.name}: a node stays cordoned or tainted by us: its recovery keeps failing"
-      condition     = "node.recovery_failed on every run for ${var.recovery_alert_after_seconds} s"
+      display_name  = "${var.name}: a node stays cordoned or tainted by us after it came back"
+      condition     = "node.recovery_failed or node.held on every run for ${var.recovery_alert_after_seconds} s"
       filter        = "metric.type=\"${local.metric_type["recovery_failures"]}\" AND resource.type=\"global\""
       aligner       = "ALIGN_SUM"
       period        = "900s" # a rolling 15 min: the scheduled recovery runs every minute by default
@@ -281,24 +281,26 @@ locals {
       group_by      = ["metric.label.cluster", "metric.label.node"]
       severity      = "WARNING"
       documentation = <<-EOT
-        ## A node stays cordoned or tainted by us: its recovery keeps failing
+        ## A node stays cordoned or tainted by us after it came back
 
-        The scheduled recovery of node `$${metric.label.node}` of cluster `$${metric.label.cluster}` has failed
-        (`node.recovery_failed`) for more than ${var.recovery_alert_after_seconds} s. The node keeps our cordon
-        (no pod is scheduled there) and, if we tainted it, the out-of-service taint, although recovery decided
-        to lift them (the node is back) or to finish its force cleanup (the node is down).
+        For more than ${var.recovery_alert_after_seconds} s the scheduled recovery of node `$${metric.label.node}` of
+        cluster `$${metric.label.cluster}` has either failed (`node.recovery_failed`) or found the node back but
+        kept our out-of-service taint (`node.held`: a pod still terminating there, a volume still attached there,
+        or the VM not `RUNNING`). The node keeps our cordon (no pod is scheduled there) and our taint.
 
         **Where to look**
-        - `gcloud logging read '${local.node_query} AND jsonPayload.action=("node.recovery_failed" OR "node.uncordoned" OR "node.released" OR "node.untainted")' --project ${var.project_id} --freshness 2h`:
-          `error` says why.
-        - `gke-node-drainer status`: the node's `next`, `why`, `tainted_by_us`. A node that is back but waits
-          (a pod still terminating, a volume still attached) is not alerted: `why` names what it waits for.
+        - `gcloud logging read '${local.node_query} AND jsonPayload.action=("node.recovery_failed" OR "node.held" OR "node.uncordoned" OR "node.released" OR "node.untainted")' --project ${var.project_id} --freshness 2h`:
+          `error` (a failure) or `reason` (what it waits for) says why.
+        - `gke-node-drainer status`: the node's `next`, `why`, `tainted_by_us`;
+          `kubectl get volumeattachments` and `kubectl get pods -A --field-selector spec.nodeName=$${metric.label.node}`.
 
         **What to do**
         - A 403 in `error`: apply the RBAC manifest for `${google_service_account.runtime.email}` (`patch nodes`).
-        - Then the next run lifts it; or now: `gke-node-drainer uncordon $${metric.label.node} --cluster $${metric.label.cluster}`
-          (our cordon only; `--force` also lifts a cordon from before us). Our taint stays until recovery finds the
-          node back and clear; to remove it by hand: `kubectl taint nodes $${metric.label.node} node.kubernetes.io/out-of-service-`.
+        - A pod stuck terminating or a volume stuck attached: find what holds it (a finalizer, the CSI driver's
+          attacher); once it is gone the next run lifts the taint and the cordon.
+        - To lift them now: `gke-node-drainer uncordon $${metric.label.node} --cluster $${metric.label.cluster}`
+          (our cordon only; `--force` also lifts a cordon from before us), and remove our taint by hand:
+          `kubectl taint nodes $${metric.label.node} node.kubernetes.io/out-of-service-`.
       EOT
     }
 

@@ -50,6 +50,7 @@ class Action(StrEnum):
     NODE_RELEASED = "node.released"
     NODE_UNTAINTED = "node.untainted"
     NODE_RECOVERY_FAILED = "node.recovery_failed"
+    NODE_HELD = "node.held"
     # the Job cleanup
     CLEANUP_COMPLETED = "cleanup.completed"
     CLEANUP_PARTIAL = "cleanup.partial"

@@ -296,6 +296,7 @@ class RecoveryDecision:
     action: RecoveryAction
     reason: str
     untaint: bool = False  # also remove our out-of-service taint (the node is back and nothing is left)
+    held: bool = False  # WAIT although the node is back: our taint holds it (what an operator must hear of)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,7 +370,9 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
             waits = _taint_waits(node, facts)
             if waits:
                 return RecoveryDecision(
-                    action=RecoveryAction.WAIT, reason=f"{boot}; out-of-service taint kept: {'; '.join(waits)}"
+                    action=RecoveryAction.WAIT,
+                    reason=f"{boot}; out-of-service taint kept: {'; '.join(waits)}",
+                    held=True,
                 )
         lift = lift_decision(node) if cordon_ours else RecoveryDecision(action=RecoveryAction.RELEASE, reason="")
         untaint = "; our out-of-service taint removed" if taint_ours else ""

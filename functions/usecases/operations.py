@@ -145,6 +145,15 @@ class Operations:
                 decision = policy.recovery_decision(node, self._facts(cluster, node))
             except TransientError as exc:
                 decision = policy.RecoveryDecision(action=policy.RecoveryAction.WAIT, reason=f"not known: {exc}")
+            if decision.held:
+                back_since = node.ready.last_transition
+                node_audit.record(
+                    Action.NODE_HELD,
+                    f"{node.name} is back but still held by our out-of-service taint: {decision.reason}",
+                    severity=Severity.WARNING,
+                    reason=decision.reason,
+                    back_since=back_since,
+                )
             if decision.action is policy.RecoveryAction.WAIT:
                 continue
             left = self.settings.recovery_deadline if deadline is None else deadline - time.monotonic()

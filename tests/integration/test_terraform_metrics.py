@@ -53,7 +53,7 @@ COUNTED: dict[str, Callable[[Record], bool]] = {
     "failed_force_cleanups": lambda p: (
         p["action"] == "node.taint_failed" or (p["action"] == "drain.incomplete" and p.get("verified_down") is True)
     ),
-    "recovery_failures": _action("node.recovery_failed"),
+    "recovery_failures": _action("node.recovery_failed", "node.held"),
     "evictions": _action("pod.evicted"),
     "blocked_pods": _action("pod.blocked"),
     "force_cleanups": _action("pod.force_deleted"),
@@ -228,6 +228,10 @@ def _records(
 
         kubelet.restart(drained.name)  # back with a new boot: recovery wants to uncordon it
         assert wait_until(lambda: cluster.node_ready(drained.name) == "True", timeout=20)
+        events.wait_audit(action="node.tainted", node=fenced.name, timeout=30)
+        kubelet.restart(fenced.name)  # back, but its VM still starting: our taint holds it (node.held)
+        compute_api.set_status(fenced.name, "STAGING")
+        assert wait_until(lambda: cluster.node_ready(fenced.name) == "True", timeout=20)
         response = requests.post(schedule.url + "/", json={"action": "recover"}, timeout=120)
         assert response.status_code == 200, response.text
 
@@ -249,6 +253,7 @@ def _records(
         "pod.force_deleted",
         "node.taint_failed",
         "node.recovery_failed",
+        "node.held",
         "drain.dry_run",
         "job.deleted",
     }
