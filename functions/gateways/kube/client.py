@@ -10,7 +10,10 @@ exercises admission and RBAC but changes nothing. Failures raise the errors of
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -64,6 +67,45 @@ class EvictionResult:
     message: str = ""
     pdb: str | None = None
     status: ApiStatus | None = None
+
+
+class WatchStop:
+    """Ends, from another thread, the watches it is given: ``close()`` shuts their connections down,
+    so that a read blocked on a stream returns at once (the watcher gets an error or the stream's
+    end), and no watch opens after it. One per drain: its streams never outlive it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._open: set[Any] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _add(self, raw: Any) -> bool:
+        """Track an open stream; False (the caller closes it) once closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._open.add(raw)
+            return True
+
+    def _discard(self, raw: Any) -> None:
+        with self._lock:
+            self._open.discard(raw)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            streams = list(self._open)
+        for raw in streams:
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # the plain socket's shutdown (not SSLSocket's, which would drop the TLS state under
+                    # the reading thread): its blocked read returns, the watcher ends its stream
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 # ------------------------------------------------------------------ client
@@ -184,9 +226,11 @@ class ClusterClient:
         body = self._json("GET", "/api/v1/nodes", query={"labelSelector": label_selector})
         return [Node.from_json(item) for item in body.get("items") or []]
 
-    def watch_node(self, name: str, *, resource_version: str, timeout: float) -> Iterator[tuple[WatchEvent, Node]]:
+    def watch_node(
+        self, name: str, *, resource_version: str, timeout: float, stop: WatchStop | None = None
+    ) -> Iterator[tuple[WatchEvent, Node]]:
         query = {"fieldSelector": f"metadata.name={name}", "resourceVersion": resource_version}
-        for kind, obj in self._watch("/api/v1/nodes", query, timeout):
+        for kind, obj in self._watch("/api/v1/nodes", query, timeout, stop):
             yield kind, Node.from_json(obj)
 
     # ---------------------------------------------------------------- pods
@@ -196,20 +240,27 @@ class ClusterClient:
         return pods, str((body.get("metadata") or {}).get("resourceVersion", ""))
 
     def watch_pods_on_node(
-        self, node: str, *, resource_version: str, timeout: float
+        self, node: str, *, resource_version: str, timeout: float, stop: WatchStop | None = None
     ) -> Iterator[tuple[WatchEvent, Pod]]:
         query = {"fieldSelector": f"spec.nodeName={node}", "resourceVersion": resource_version}
-        for kind, obj in self._watch("/api/v1/pods", query, timeout):
+        for kind, obj in self._watch("/api/v1/pods", query, timeout, stop):
             yield kind, Pod.from_json(obj)
 
     def _watch(
-        self, path: str, query: Mapping[str, str], timeout: float
+        self, path: str, query: Mapping[str, str], timeout: float, stop: WatchStop | None = None
     ) -> Iterator[tuple[WatchEvent, Mapping[str, Any]]]:
-        """Stream watch events until ``timeout``; ends quietly on expiry, a closed stream or 410 Gone."""
+        """Stream watch events until ``timeout`` or ``stop``; ends quietly on expiry, a closed stream or
+        410 Gone."""
+        if stop is not None and stop.closed:
+            return
         seconds = max(1, int(timeout + 0.999))
         params = {**query, "watch": "true", "allowWatchBookmarks": "false", "timeoutSeconds": str(seconds)}
         response = self._request("GET", path, query=params, timeout=(self.timeout, seconds + 5), stream=True)
         raw = response.response
+        if stop is not None and not stop._add(raw):  # stopped while it opened
+            raw.close()
+            raw.release_conn()
+            return
         try:
             if response.status != 200:
                 raise_for(response.status, raw.read(), request=f"watch {path}")
@@ -236,6 +287,8 @@ class ClusterClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise unreachable(f"watch {path}", exc) from None
         finally:  # also when the consumer stops early: the stream never outlives its watch
+            if stop is not None:
+                stop._discard(raw)
             raw.close()
             raw.release_conn()
 
