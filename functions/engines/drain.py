@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -391,6 +391,17 @@ class Drain:
                     item.result = PodResult.GONE
                     self._lock.notify_all()
                 return
+            if result.outcome is EvictionOutcome.TERMINATING:
+                # evicted by someone else first (another delivery of the event): waited for, not counted
+                if self.dry_run:
+                    item.result, item.last_message = PodResult.REMAINING, result.message
+                return
+            if result.outcome is EvictionOutcome.STALE and result.pod is not None:
+                item.decision = replace(item.decision, pod=result.pod)  # changed but running: evict it as it is
+                pod = result.pod
+                if self._remaining_time() <= 0:
+                    return
+                continue
             item.last_message = result.message
             item.pdb = result.pdb
             item.transient = result.outcome is EvictionOutcome.UNAVAILABLE

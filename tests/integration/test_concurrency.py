@@ -20,6 +20,7 @@ from tests.support.server import FunctionServer
 
 ANN = "node-drainer.io/"
 POOL_LABEL = "cloud.google.com/gke-nodepool"
+SYNCED = "SYNCED"  # the watcher's initial list is complete
 
 
 def event_id(entry: dict[str, Any]) -> str:
@@ -39,8 +40,8 @@ def post_at_once(server: FunctionServer, bodies: list[tuple[bytes, dict[str, str
 
 
 class Watcher:
-    """A watch in a background thread calling ``on_event(type, object)`` for every event; stopped
-    (and its stream closed) on exit. ``started`` is set once the stream is open."""
+    """A watch in a background thread calling ``on_event(type, object)`` for each object listed
+    ("ADDED"), then ``on_event(SYNCED, None)``, then for every watch event; stopped on exit."""
 
     def __init__(self, list_call: Callable[..., Any], on_event: Callable[[str, Any], None], **kwargs: Any) -> None:
         self._list_call = list_call
@@ -50,6 +51,7 @@ class Watcher:
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self.events = 0
+        self.synced = threading.Event()
         self.thread = threading.Thread(target=self._run, name="test-watcher", daemon=True)
 
     def _run(self) -> None:
@@ -57,6 +59,8 @@ class Watcher:
             initial = self._list_call(**self._kwargs)
             for item in initial.items:
                 self._on_event("ADDED", item)
+            self._on_event(SYNCED, None)
+            self.synced.set()
             rv = initial.metadata.resource_version
             while not self._stop.is_set():
                 for event in self._watch.stream(
@@ -85,6 +89,8 @@ class Watcher:
 @contextmanager
 def watching(list_call: Callable[..., Any], on_event: Callable[[str, Any], None], **kwargs: Any) -> Iterator[Watcher]:
     with Watcher(list_call, on_event, **kwargs) as watcher:
+        assert wait_until(lambda: watcher.synced.is_set() or watcher.error is not None, timeout=30)
+        assert watcher.error is None, f"the watcher died: {watcher.error!r}"
         yield watcher
     assert watcher.error is None, f"the watcher died: {watcher.error!r}"
 
@@ -106,7 +112,9 @@ def test_the_same_event_delivered_five_times_at_once_cordons_once_and_evicts_eac
     # every version of the drainer's annotations the node ever had, seen by a watch (not sampled)
     cordons: set[tuple[str, str]] = set()
 
-    def on_node(_: str, seen: Any) -> None:
+    def on_node(kind: str, seen: Any) -> None:
+        if kind == SYNCED:
+            return
         notes = seen.metadata.annotations or {}
         if f"{ANN}cordoned-by" in notes:
             cordons.add((notes.get(f"{ANN}event-id", ""), notes.get(f"{ANN}cordoned-at", "")))
@@ -178,19 +186,23 @@ def test_four_nodes_drained_at_once_never_violate_their_shared_budget(
     # Every pod state and every budget status, as the API server published them, from watches.
     lock = threading.Lock()
     pods: dict[str, bool] = {}
+    synced = threading.Event()
     ready_counts: list[int] = []
     healthy_counts: list[int] = []
 
     def on_pod(kind: str, pod: Any) -> None:
         with lock:
-            if kind == "DELETED":
+            if kind == SYNCED:
+                synced.set()
+            elif kind == "DELETED":
                 pods.pop(pod.metadata.uid, None)
             else:
                 pods[pod.metadata.uid] = _ready(pod)
-            ready_counts.append(sum(pods.values()))
+            if synced.is_set():  # counted over the whole set, not while the listing is read
+                ready_counts.append(sum(pods.values()))
 
-    def on_pdb(_: str, seen: Any) -> None:
-        if seen.status is not None and seen.status.current_healthy is not None:
+    def on_pdb(kind: str, seen: Any) -> None:
+        if kind != SYNCED and seen.status is not None and seen.status.current_healthy is not None:
             with lock:
                 healthy_counts.append(seen.status.current_healthy)
 
@@ -218,14 +230,14 @@ def test_four_nodes_drained_at_once_never_violate_their_shared_budget(
         assert done["counts"].get("evicted") == placed[victim.name], done
         assert not [p for p in cluster.pods(node=victim.name) if p.metadata.labels.get("app") == app]
     # the budget held throughout: never fewer than min_available ready pods, by our count or the controller's
-    assert ready_counts and healthy_counts
+    assert ready_counts
+    assert healthy_counts
     assert min(ready_counts) >= min_available, ready_counts
     assert min(healthy_counts) >= min_available, healthy_counts
     # and the drains did run concurrently: the budget was used, not left untouched
     assert min(ready_counts) == min_available or min(healthy_counts) == min_available
+    ours = {event_id(e) for e in entries}
     evictions = patient.audit(lambda r: r.get("action") == "pod.evicted")
-    assert len({r["pod_uid"] for r in evictions if r.get("event_id") in {event_id(e) for e in entries}}) == replicas
-    blocked = [
-        r for r in patient.audit_for(action="pod.blocked") if r.get("event_id") in {event_id(e) for e in entries}
-    ]
+    assert len({r["pod_uid"] for r in evictions if r.get("event_id") in ours}) == replicas
+    blocked = [r for r in patient.audit_for(action="pod.blocked") if r.get("event_id") in ours]
     assert blocked, "four drains under a budget of two disruptions were never refused: they did not overlap"

@@ -55,6 +55,8 @@ class WatchEvent(StrEnum):
 class EvictionOutcome(StrEnum):
     EVICTED = "evicted"  # accepted: the pod is now terminating
     GONE = "gone"  # 404/409: the pod (with this UID) no longer exists
+    TERMINATING = "terminating"  # 409: changed since it was read, and now terminating (someone evicted it first)
+    STALE = "stale"  # 409: changed since it was read, still running: evict it again as it is now (``pod``)
     BLOCKED = "blocked"  # 429: a PodDisruptionBudget allows no disruption now
     MULTIPLE_PDBS = "multiple_pdbs"  # 500: more than one PDB selects the pod
     NAMESPACE_TERMINATING = "namespace_terminating"  # 403: the namespace is going; its pods will be deleted
@@ -67,6 +69,7 @@ class EvictionResult:
     message: str = ""
     pdb: str | None = None
     status: ApiStatus | None = None
+    pod: Pod | None = None  # STALE: the pod as it is now
 
 
 class WatchStop:
@@ -297,7 +300,10 @@ class ClusterClient:
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": pod.name, "namespace": pod.namespace},
-            "deleteOptions": {"preconditions": {"uid": pod.uid}, **({"dryRun": ["All"]} if dry_run else {})},
+            # the resourceVersion precondition makes evictions of one pod by concurrent drains (one event
+            # delivered several times) exclusive: the first is accepted, the others get a 409 and find the
+            # pod terminating, instead of deleting it again and each reporting it evicted
+            "deleteOptions": {"preconditions": _preconditions(pod), **({"dryRun": ["All"]} if dry_run else {})},
         }
         path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}/eviction"
         try:
@@ -309,6 +315,8 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.EVICTED)
         error = error_for(code, response.data, request=f"POST {path}")
         status = error.status
+        if code == 409 and pod.resource_version:
+            return self._after_conflict(pod, status)
         if code in (404, 409):
             return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
         if code == 429:
@@ -323,6 +331,21 @@ class ClusterClient:
         if isinstance(error, ApiUnavailable):
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(error), status=status)
         raise error
+
+    def _after_conflict(self, pod: Pod, status: ApiStatus) -> EvictionResult:
+        """An eviction refused by its preconditions: what became of the pod since it was read."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}"
+        try:
+            current = Pod.from_json(self._json("GET", path))
+        except NotFound:
+            return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
+        except ApiUnavailable as exc:
+            return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(exc), status=exc.status)
+        if current.uid != pod.uid:
+            return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
+        if current.deletion_timestamp is not None:
+            return EvictionResult(outcome=EvictionOutcome.TERMINATING, message="already terminating", status=status)
+        return EvictionResult(outcome=EvictionOutcome.STALE, message=status.message, status=status, pod=current)
 
     def list_pods(
         self, field_selector: str, *, limit: int, token: str | None, namespace: str | None = None
@@ -384,6 +407,12 @@ class ClusterClient:
             query={"fieldManager": FIELD_MANAGER},
             timeout=timeout,
         )
+
+
+def _preconditions(pod: Pod) -> dict[str, str]:
+    if pod.resource_version:
+        return {"uid": pod.uid, "resourceVersion": pod.resource_version}
+    return {"uid": pod.uid}
 
 
 def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
