@@ -138,7 +138,8 @@ def test_an_outage_in_the_middle_of_a_drain_fails_the_delivery_and_the_redeliver
 
     def allows_one() -> bool:
         status = cluster.policy.read_namespaced_pod_disruption_budget(pdb.metadata.name, cluster.namespace).status
-        return status.observed_generation == relaxed.metadata.generation and status.disruptions_allowed >= 1
+        allowed: int = status.disruptions_allowed or 0
+        return bool(status.observed_generation == relaxed.metadata.generation and allowed >= 1)
 
     assert wait_until(allows_one, timeout=60), cluster.policy.read_namespaced_pod_disruption_budget(
         pdb.metadata.name, cluster.namespace
