@@ -31,6 +31,7 @@ from functions.gateways.kube.connection import connect
 from functions.gateways.kube.errors import (
     ApiStatus,
     ApiUnavailable,
+    Conflict,
     NotFound,
     error_for,
     raise_for,
@@ -38,6 +39,7 @@ from functions.gateways.kube.errors import (
 )
 
 DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
+DELETE_ATTEMPTS = 3  # graceful deletes refused because the pod changed since it was read, before deleting by UID
 NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 
 
@@ -332,16 +334,20 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(error), status=status)
         raise error
 
+    def _current(self, pod: Pod) -> Pod | None:
+        """The pod now, None when it is gone. A list by name: the drainer may list pods, not get them."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods"
+        body = self._json("GET", path, query={"fieldSelector": f"metadata.name={pod.name}"})
+        found = [Pod.from_json(item) for item in body.get("items") or []]
+        return found[0] if found else None
+
     def _after_conflict(self, pod: Pod, status: ApiStatus) -> EvictionResult:
         """An eviction refused by its preconditions: what became of the pod since it was read."""
-        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}"
         try:
-            current = Pod.from_json(self._json("GET", path))
-        except NotFound:
-            return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
+            current = self._current(pod)
         except ApiUnavailable as exc:
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(exc), status=exc.status)
-        if current.uid != pod.uid:
+        if current is None or current.uid != pod.uid:
             return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
         if current.deletion_timestamp is not None:
             return EvictionResult(outcome=EvictionOutcome.TERMINATING, message="already terminating", status=status)
@@ -373,20 +379,37 @@ class ClusterClient:
         return self._delete(f"/apis/batch/v1/namespaces/{_seg(job.namespace)}/jobs/{_seg(job.name)}", options)
 
     def delete_pod(self, pod: Pod, *, grace_seconds: int | None = None, dry_run: bool = False) -> bool:
-        """Delete with a UID precondition; False when that pod is already gone."""
-        options: dict[str, Any] = {"preconditions": {"uid": pod.uid}}
+        """Delete with a UID precondition; False when that pod is already gone. A graceful delete is
+        also for the pod as it was read (resourceVersion): when it has changed since, it is deleted as
+        it is now, unless someone (another delivery of the event) is deleting it already: False, so
+        that concurrent drains count it once."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}"
+        extra: dict[str, Any] = {}
         if grace_seconds is not None:
-            options["gracePeriodSeconds"] = grace_seconds
+            extra["gracePeriodSeconds"] = grace_seconds
         if dry_run:
-            options["dryRun"] = ["All"]
-        return self._delete(f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}", options)
+            extra["dryRun"] = ["All"]
+        current: Pod | None = pod
+        for _ in range(DELETE_ATTEMPTS):
+            if current is None or current.uid != pod.uid or current.deletion_timestamp is not None:
+                return False
+            if grace_seconds is not None or not current.resource_version:
+                break
+            try:
+                return self._delete(path, {"preconditions": _preconditions(current), **extra}, raise_conflict=True)
+            except Conflict:
+                current = self._current(pod)
+        return self._delete(path, {"preconditions": {"uid": pod.uid}, **extra})
 
-    def _delete(self, path: str, options: Mapping[str, Any]) -> bool:
+    def _delete(self, path: str, options: Mapping[str, Any], *, raise_conflict: bool = False) -> bool:
         """A DELETE whose answer body is not needed: True when accepted, False when already gone
-        (404, or 409 for a UID precondition that no longer matches)."""
+        (404, or 409 for a UID precondition that no longer matches; Conflict raised instead with
+        ``raise_conflict``)."""
         response = self._request("DELETE", path, body=dict(options))
         if 200 <= response.status < 300:
             return True
+        if response.status == 409 and raise_conflict:
+            raise error_for(409, response.data, request=f"DELETE {path}")
         if response.status in (404, 409):
             return False
         raise error_for(response.status, response.data, request=f"DELETE {path}")
