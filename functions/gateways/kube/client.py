@@ -389,16 +389,16 @@ class ClusterClient:
             extra["gracePeriodSeconds"] = grace_seconds
         if dry_run:
             extra["dryRun"] = ["All"]
-        current: Pod | None = pod
-        for _ in range(DELETE_ATTEMPTS):
-            if current is None or current.uid != pod.uid or current.deletion_timestamp is not None:
-                return False
-            if grace_seconds is not None or not current.resource_version:
-                break
-            try:
-                return self._delete(path, {"preconditions": _preconditions(current), **extra}, raise_conflict=True)
-            except Conflict:
-                current = self._current(pod)
+        if grace_seconds is None and pod.resource_version:
+            current = pod
+            for _ in range(DELETE_ATTEMPTS):
+                try:
+                    return self._delete(path, {"preconditions": _preconditions(current), **extra}, raise_conflict=True)
+                except Conflict:
+                    fresh = self._current(pod)
+                if fresh is None or fresh.uid != pod.uid or fresh.deletion_timestamp is not None:
+                    return False  # gone, or being deleted by someone else: not ours to count
+                current = fresh
         return self._delete(path, {"preconditions": {"uid": pod.uid}, **extra})
 
     def _delete(self, path: str, options: Mapping[str, Any], *, raise_conflict: bool = False) -> bool:
