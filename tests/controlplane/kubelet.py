@@ -415,6 +415,11 @@ class KubeletStandIn:
                 LOG.debug("kubelet stand-in: pod watch restarts after %s", exc)
                 time.sleep(0.2)
 
+    def handled(self, uid: str, action: str) -> bool:
+        """Whether the stand-in has taken up ``action`` ("start", "finalize") for the pod ``uid``."""
+        with self._lock:
+            return (uid, action) in self._done
+
     def _once(self, uid: str, action: str) -> bool:
         key = (uid, action)
         with self._lock:

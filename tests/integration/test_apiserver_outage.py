@@ -169,9 +169,11 @@ def test_a_pod_deletion_the_outage_interrupted_is_still_finalized(
     pod = cluster.bare_pod(node.name, name="slow")
     cluster.wait_running(1, node=node.name)
     caplog.set_level(logging.WARNING, logger="tests.controlplane.kubelet")
-    stack.kubelet.deletion_delay = 1.0
+    stack.kubelet.deletion_delay = 3.0
     try:
         cluster.core.delete_namespaced_pod("slow", cluster.namespace)
+        # the stand-in saw the deletion and will finalize it in 3 s: the API server is gone by then
+        assert wait_until(lambda: stack.kubelet.handled(pod.metadata.uid, "finalize"), timeout=30)
         stack.plane.stop_apiserver()
         # the stand-in's finalization (its only pod action due) met the stopped API server
         assert wait_until(lambda: any(r.funcName == "_guard" for r in caplog.records), timeout=30)
