@@ -152,6 +152,7 @@ class Pod:
     priority: int
     priority_class: str
     finished_at: datetime | None = None  # when the last container terminated (terminal pods)
+    resource_version: str = ""  # as read: an eviction is guarded by it (evicts the pod as it was seen)
 
     @property
     def key(self) -> str:
@@ -179,6 +180,7 @@ class Pod:
             priority=int(spec.get("priority") or 0),
             priority_class=spec.get("priorityClassName", ""),
             finished_at=_finished_at(status),
+            resource_version=str(meta.get("resourceVersion") or ""),
         )
 
 

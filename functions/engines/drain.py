@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -25,7 +25,7 @@ from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.errors import DrainerError, PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
-from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent
+from functions.gateways.kube.client import ClusterClient, EvictionOutcome, WatchEvent, WatchStop
 from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable, Conflict
 from functions.gateways.kube.events import EventRecorder
 
@@ -34,6 +34,7 @@ BACKOFF_MAX = 5.0
 CORDON_ATTEMPTS = 5
 FENCE_POLL_START = 0.5  # Compute Engine is asked again with this backoff while the VM is still STOPPING
 FENCE_POLL_MAX = 3.0
+WATCHER_JOIN_MARGIN = 5.0  # s beyond one request's timeout that the end of a drain waits for its watchers
 
 
 class NodeGone(DrainerError):
@@ -151,6 +152,7 @@ class Drain:
         self._down_reason = ""
         self._tainted = False
         self._finished = threading.Event()
+        self._watch_stop = WatchStop()  # closes this drain's watch streams when it ends
         self._started = self.clock()
         self._deadline = self._started + self.plan.timeout.total_seconds()
 
@@ -233,11 +235,13 @@ class Drain:
         while not self._finished.is_set() and self._remaining_time() > 0:
             try:
                 for kind, pod in self.kube.watch_pods_on_node(
-                    self.node_name, resource_version=rv, timeout=self._remaining_time()
+                    self.node_name, resource_version=rv, timeout=self._remaining_time(), stop=self._watch_stop
                 ):
                     self._observe(kind, pod)
                     if self._finished.is_set():
                         return
+                if self._finished.is_set():  # the stream was closed because the drain ended
+                    return
                 # expired or 410 Gone: relist and reconcile
                 pods, rv = self.kube.list_pods_on_node(self.node_name)
                 self._reconcile(pods)
@@ -274,7 +278,7 @@ class Drain:
                     self._mark_down(policy.DownSignal.NODE, why)
                     return
                 for _, seen in self.kube.watch_node(
-                    self.node_name, resource_version=rv, timeout=self._remaining_time()
+                    self.node_name, resource_version=rv, timeout=self._remaining_time(), stop=self._watch_stop
                 ):
                     rv = seen.resource_version
                     why = policy.node_down(seen, event_time=self.plan.event_time)
@@ -283,6 +287,8 @@ class Drain:
                         return
                     if self._finished.is_set() or self._down.is_set():
                         return
+                if self._finished.is_set():  # the stream was closed because the drain ended
+                    return
                 current = self.kube.get_node(self.node_name)
                 rv = current.resource_version if current else rv
             except TransientError:
@@ -385,6 +391,17 @@ class Drain:
                     item.result = PodResult.GONE
                     self._lock.notify_all()
                 return
+            if result.outcome is EvictionOutcome.TERMINATING:
+                # evicted by someone else first (another delivery of the event): waited for, not counted
+                if self.dry_run:
+                    item.result, item.last_message = PodResult.REMAINING, result.message
+                return
+            if result.outcome is EvictionOutcome.STALE and result.pod is not None:
+                item.decision = replace(item.decision, pod=result.pod)  # changed but running: evict it as it is
+                pod = result.pod
+                if self._remaining_time() <= 0:
+                    return
+                continue
             item.last_message = result.message
             item.pdb = result.pdb
             item.transient = result.outcome is EvictionOutcome.UNAVAILABLE
@@ -612,6 +629,10 @@ class Drain:
                 self._finished.set()
         finally:
             self._finished.set()
+            # no watch stream or watcher outlives the drain: close the streams, then await the threads
+            self._watch_stop.close()
+            for thread in watchers:
+                thread.join(timeout=self.kube.timeout + WATCHER_JOIN_MARGIN)
         return self._report(cordoned=cordoned, was_before=was_before, skipped=skipped)
 
     def _report(self, *, cordoned: bool, was_before: bool, skipped: list[PodReport]) -> DrainReport:

@@ -120,6 +120,10 @@ class ControlPlane:
         )
         self.stranger = Identity("stranger@example.com", secrets.token_urlsafe(24))
         self.started_seconds: float | None = None
+        # what start() made, kept so that the API server can be started again after an outage
+        self._files: dict[str, Path] = {}
+        self._tokens = self.workdir / "tokens.csv"
+        self._etcd_url = ""
 
     # ------------------------------------------------------------------ files
     @property
@@ -223,34 +227,8 @@ class ControlPlane:
             ],
         )
         self._wait_http(f"{etcd_url}/health", token=None, timeout=timeout, context=None)
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(self.assets.path("kube-apiserver")),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--tls-cert-file={files['serving_cert']}",
-                f"--tls-private-key-file={files['serving_key']}",
-                f"--client-ca-file={files['ca']}",
-                "--authorization-mode=RBAC",
-                f"--token-auth-file={tokens}",
-                f"--service-account-key-file={files['sa_pub']}",
-                f"--service-account-signing-key-file={files['sa_key']}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/24",
-                "--endpoint-reconciler-type=none",
-                "--allow-privileged=true",
-                # No kubelet runs, so no pod could ever get a projected service-account token.
-                "--disable-admission-plugins=ServiceAccount",
-                "--profiling=false",
-                "--max-requests-inflight=1000",
-                "--max-mutating-requests-inflight=500",
-                "--v=0",
-            ],
-        )
-        self._wait_http(f"{self.url}/readyz", token=self.admin.token, timeout=timeout, context=self.ssl_context())
+        self._files, self._tokens, self._etcd_url = files, tokens, etcd_url
+        self._start_apiserver(timeout)
         self.start_controller_manager("kube-controller-manager", self.controllers, timeout=timeout)
         self.started_seconds = time.monotonic() - started
         return self
@@ -305,6 +283,57 @@ class ControlPlane:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+    # ------------------------------------------------------------- outages
+    def _start_apiserver(self, timeout: float) -> None:
+        files, tokens, etcd_url = self._files, self._tokens, self._etcd_url
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.assets.path("kube-apiserver")),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--tls-cert-file={files['serving_cert']}",
+                f"--tls-private-key-file={files['serving_key']}",
+                f"--client-ca-file={files['ca']}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={tokens}",
+                f"--service-account-key-file={files['sa_pub']}",
+                f"--service-account-signing-key-file={files['sa_key']}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.96.0.0/24",
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                # No kubelet runs, so no pod could ever get a projected service-account token.
+                "--disable-admission-plugins=ServiceAccount",
+                "--profiling=false",
+                "--max-requests-inflight=1000",
+                "--max-mutating-requests-inflight=500",
+                "--v=0",
+            ],
+        )
+        self._wait_http(f"{self.url}/readyz", token=self.admin.token, timeout=timeout, context=self.ssl_context())
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (an outage): etcd, the controller-manager, the port and certificates stay.
+        Returns once the process has exited, so that nothing answers on the port any more."""
+        proc = self.procs.pop("kube-apiserver")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again after ``stop_apiserver()``: same port, certificates, tokens and etcd."""
+        if "kube-apiserver" in self.procs:
+            raise RuntimeError("kube-apiserver is running")
+        self._start_apiserver(timeout)
+
+    @property
+    def apiserver_running(self) -> bool:
+        proc = self.procs.get("kube-apiserver")
+        return proc is not None and proc.poll() is None
 
     def stop(self) -> None:
         for proc in self.procs.values():

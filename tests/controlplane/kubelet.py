@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
@@ -51,6 +52,7 @@ LEASE_DURATION_SECONDS = 40
 CSI_PLUGIN = "kubernetes.io/csi"
 TOLERATED_EFFECTS = ("NoSchedule", "NoExecute")
 LOG = logging.getLogger(__name__)
+RETRY_DELAY = 0.5  # an action that failed for want of the API server is tried again after this
 
 
 def csi_volume_name(driver: str, volume_handle: str) -> str:
@@ -385,6 +387,14 @@ class KubeletStandIn:
         except ApiException as exc:
             if exc.status not in (404, 409) and not self._stop.is_set():
                 LOG.warning("kubelet stand-in: %s", exc)
+                if exc.status == 0 or exc.status >= 500:  # the API server is away: try again, as a kubelet does
+                    self._after(RETRY_DELAY, action)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # a dropped connection or a stopped API server: an action done once per pod (start,
+            # finalize) must not be lost to an outage
+            if not self._stop.is_set():
+                LOG.warning("kubelet stand-in: %s; tried again in %s s", exc, RETRY_DELAY)
+                self._after(RETRY_DELAY, action)
         except Exception:  # keep the stand-in alive whatever one pod does
             if not self._stop.is_set():
                 LOG.exception("kubelet stand-in action failed")
@@ -414,6 +424,11 @@ class KubeletStandIn:
                     return
                 LOG.debug("kubelet stand-in: pod watch restarts after %s", exc)
                 time.sleep(0.2)
+
+    def handled(self, uid: str, action: str) -> bool:
+        """Whether the stand-in has taken up ``action`` ("start", "finalize") for the pod ``uid``."""
+        with self._lock:
+            return (uid, action) in self._done
 
     def _once(self, uid: str, action: str) -> bool:
         key = (uid, action)

@@ -10,7 +10,10 @@ exercises admission and RBAC but changes nothing. Failures raise the errors of
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +31,7 @@ from functions.gateways.kube.connection import connect
 from functions.gateways.kube.errors import (
     ApiStatus,
     ApiUnavailable,
+    Conflict,
     NotFound,
     error_for,
     raise_for,
@@ -35,6 +39,7 @@ from functions.gateways.kube.errors import (
 )
 
 DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
+DELETE_ATTEMPTS = 3  # graceful deletes refused because the pod changed since it was read, before deleting by UID
 NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 
 
@@ -52,6 +57,8 @@ class WatchEvent(StrEnum):
 class EvictionOutcome(StrEnum):
     EVICTED = "evicted"  # accepted: the pod is now terminating
     GONE = "gone"  # 404/409: the pod (with this UID) no longer exists
+    TERMINATING = "terminating"  # 409: changed since it was read, and now terminating (someone evicted it first)
+    STALE = "stale"  # 409: changed since it was read, still running: evict it again as it is now (``pod``)
     BLOCKED = "blocked"  # 429: a PodDisruptionBudget allows no disruption now
     MULTIPLE_PDBS = "multiple_pdbs"  # 500: more than one PDB selects the pod
     NAMESPACE_TERMINATING = "namespace_terminating"  # 403: the namespace is going; its pods will be deleted
@@ -64,6 +71,46 @@ class EvictionResult:
     message: str = ""
     pdb: str | None = None
     status: ApiStatus | None = None
+    pod: Pod | None = None  # STALE: the pod as it is now
+
+
+class WatchStop:
+    """Ends, from another thread, the watches it is given: ``close()`` shuts their connections down,
+    so that a read blocked on a stream returns at once (the watcher gets an error or the stream's
+    end), and no watch opens after it. One per drain: its streams never outlive it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._open: set[Any] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _add(self, raw: Any) -> bool:
+        """Track an open stream; False (the caller closes it) once closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._open.add(raw)
+            return True
+
+    def _discard(self, raw: Any) -> None:
+        with self._lock:
+            self._open.discard(raw)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            streams = list(self._open)
+        for raw in streams:
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # the plain socket's shutdown (not SSLSocket's, which would drop the TLS state under
+                    # the reading thread): its blocked read returns, the watcher ends its stream
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 # ------------------------------------------------------------------ client
@@ -177,9 +224,11 @@ class ClusterClient:
         body = self._json("GET", "/api/v1/nodes", query={"labelSelector": label_selector})
         return [Node.from_json(item) for item in body.get("items") or []]
 
-    def watch_node(self, name: str, *, resource_version: str, timeout: float) -> Iterator[tuple[WatchEvent, Node]]:
+    def watch_node(
+        self, name: str, *, resource_version: str, timeout: float, stop: WatchStop | None = None
+    ) -> Iterator[tuple[WatchEvent, Node]]:
         query = {"fieldSelector": f"metadata.name={name}", "resourceVersion": resource_version}
-        for kind, obj in self._watch("/api/v1/nodes", query, timeout):
+        for kind, obj in self._watch("/api/v1/nodes", query, timeout, stop):
             yield kind, Node.from_json(obj)
 
     # ---------------------------------------------------------------- pods
@@ -189,20 +238,27 @@ class ClusterClient:
         return pods, str((body.get("metadata") or {}).get("resourceVersion", ""))
 
     def watch_pods_on_node(
-        self, node: str, *, resource_version: str, timeout: float
+        self, node: str, *, resource_version: str, timeout: float, stop: WatchStop | None = None
     ) -> Iterator[tuple[WatchEvent, Pod]]:
         query = {"fieldSelector": f"spec.nodeName={node}", "resourceVersion": resource_version}
-        for kind, obj in self._watch("/api/v1/pods", query, timeout):
+        for kind, obj in self._watch("/api/v1/pods", query, timeout, stop):
             yield kind, Pod.from_json(obj)
 
     def _watch(
-        self, path: str, query: Mapping[str, str], timeout: float
+        self, path: str, query: Mapping[str, str], timeout: float, stop: WatchStop | None = None
     ) -> Iterator[tuple[WatchEvent, Mapping[str, Any]]]:
-        """Stream watch events until ``timeout``; ends quietly on expiry, a closed stream or 410 Gone."""
+        """Stream watch events until ``timeout`` or ``stop``; ends quietly on expiry, a closed stream or
+        410 Gone."""
+        if stop is not None and stop.closed:
+            return
         seconds = max(1, int(timeout + 0.999))
         params = {**query, "watch": "true", "allowWatchBookmarks": "false", "timeoutSeconds": str(seconds)}
         response = self._request("GET", path, query=params, timeout=(self.timeout, seconds + 5), stream=True)
         raw = response.response
+        if stop is not None and not stop._add(raw):  # stopped while it opened
+            raw.close()
+            raw.release_conn()
+            return
         try:
             if response.status != 200:
                 raise_for(response.status, raw.read(), request=f"watch {path}")
@@ -229,6 +285,8 @@ class ClusterClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise unreachable(f"watch {path}", exc) from None
         finally:  # also when the consumer stops early: the stream never outlives its watch
+            if stop is not None:
+                stop._discard(raw)
             raw.close()
             raw.release_conn()
 
@@ -237,7 +295,10 @@ class ClusterClient:
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": pod.name, "namespace": pod.namespace},
-            "deleteOptions": {"preconditions": {"uid": pod.uid}, **({"dryRun": ["All"]} if dry_run else {})},
+            # the resourceVersion precondition makes evictions of one pod by concurrent drains (one event
+            # delivered several times) exclusive: the first is accepted, the others get a 409 and find the
+            # pod terminating, instead of deleting it again and each reporting it evicted
+            "deleteOptions": {"preconditions": _preconditions(pod), **({"dryRun": ["All"]} if dry_run else {})},
         }
         path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}/eviction"
         try:
@@ -249,6 +310,8 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.EVICTED)
         error = error_for(code, response.data, request=f"POST {path}")
         status = error.status
+        if code == 409 and pod.resource_version:
+            return self._after_conflict(pod, status)
         if code in (404, 409):
             return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
         if code == 429:
@@ -263,6 +326,25 @@ class ClusterClient:
         if isinstance(error, ApiUnavailable):
             return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(error), status=status)
         raise error
+
+    def _current(self, pod: Pod) -> Pod | None:
+        """The pod now, None when it is gone. A list by name: the drainer may list pods, not get them."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods"
+        body = self._json("GET", path, query={"fieldSelector": f"metadata.name={pod.name}"})
+        found = [Pod.from_json(item) for item in body.get("items") or []]
+        return found[0] if found else None
+
+    def _after_conflict(self, pod: Pod, status: ApiStatus) -> EvictionResult:
+        """An eviction refused by its preconditions: what became of the pod since it was read."""
+        try:
+            current = self._current(pod)
+        except ApiUnavailable as exc:
+            return EvictionResult(outcome=EvictionOutcome.UNAVAILABLE, message=str(exc), status=exc.status)
+        if current is None or current.uid != pod.uid:
+            return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
+        if current.deletion_timestamp is not None:
+            return EvictionResult(outcome=EvictionOutcome.TERMINATING, message="already terminating", status=status)
+        return EvictionResult(outcome=EvictionOutcome.STALE, message=status.message, status=status, pod=current)
 
     def list_pods(
         self, field_selector: str, *, limit: int, token: str | None, namespace: str | None = None
@@ -290,20 +372,37 @@ class ClusterClient:
         return self._delete(f"/apis/batch/v1/namespaces/{_seg(job.namespace)}/jobs/{_seg(job.name)}", options)
 
     def delete_pod(self, pod: Pod, *, grace_seconds: int | None = None, dry_run: bool = False) -> bool:
-        """Delete with a UID precondition; False when that pod is already gone."""
-        options: dict[str, Any] = {"preconditions": {"uid": pod.uid}}
+        """Delete with a UID precondition; False when that pod is already gone. A graceful delete is
+        also for the pod as it was read (resourceVersion): when it has changed since, it is deleted as
+        it is now, unless someone (another delivery of the event) is deleting it already: False, so
+        that concurrent drains count it once."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}"
+        extra: dict[str, Any] = {}
         if grace_seconds is not None:
-            options["gracePeriodSeconds"] = grace_seconds
+            extra["gracePeriodSeconds"] = grace_seconds
         if dry_run:
-            options["dryRun"] = ["All"]
-        return self._delete(f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}", options)
+            extra["dryRun"] = ["All"]
+        if grace_seconds is None and pod.resource_version:
+            current = pod
+            for _ in range(DELETE_ATTEMPTS):
+                try:
+                    return self._delete(path, {"preconditions": _preconditions(current), **extra}, raise_conflict=True)
+                except Conflict:
+                    fresh = self._current(pod)
+                if fresh is None or fresh.uid != pod.uid or fresh.deletion_timestamp is not None:
+                    return False  # gone, or being deleted by someone else: not ours to count
+                current = fresh
+        return self._delete(path, {"preconditions": {"uid": pod.uid}, **extra})
 
-    def _delete(self, path: str, options: Mapping[str, Any]) -> bool:
+    def _delete(self, path: str, options: Mapping[str, Any], *, raise_conflict: bool = False) -> bool:
         """A DELETE whose answer body is not needed: True when accepted, False when already gone
-        (404, or 409 for a UID precondition that no longer matches)."""
+        (404, or 409 for a UID precondition that no longer matches; Conflict raised instead with
+        ``raise_conflict``)."""
         response = self._request("DELETE", path, body=dict(options))
         if 200 <= response.status < 300:
             return True
+        if response.status == 409 and raise_conflict:
+            raise error_for(409, response.data, request=f"DELETE {path}")
         if response.status in (404, 409):
             return False
         raise error_for(response.status, response.data, request=f"DELETE {path}")
@@ -324,6 +423,12 @@ class ClusterClient:
             query={"fieldManager": FIELD_MANAGER},
             timeout=timeout,
         )
+
+
+def _preconditions(pod: Pod) -> dict[str, str]:
+    if pod.resource_version:
+        return {"uid": pod.uid, "resourceVersion": pod.resource_version}
+    return {"uid": pod.uid}
 
 
 def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
