@@ -205,15 +205,21 @@ class Api:
         if "timeout_seconds" not in data:
             return min(settings.deadlines[EventKind.DELETE], limit)
         value = data["timeout_seconds"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise BadRequest(f"timeout_seconds must be a number of seconds (got {_shown(value)})")
-        if not 1 <= value <= limit:
+        try:
+            seconds = float(value)  # an int too large for a float is as wrong as infinity
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise BadRequest(f"timeout_seconds must be a number of seconds, and finite (got {_shown(value)})")
+        if not 1 <= seconds <= limit:
             raise BadRequest(
                 f"timeout_seconds must be from 1 to {limit:g}: the function runs at most "
                 f"{settings.function_timeout:g} s (DRAINER_FUNCTION_TIMEOUT_SECONDS) and keeps "
                 f"{FUNCTION_TIMEOUT_MARGIN:g} s of it to report (got {_shown(value)})"
             )
-        return float(value)
+        return seconds
 
     # --------------------------------------------------------------- manual
     def manual(

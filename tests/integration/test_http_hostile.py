@@ -263,6 +263,11 @@ HOSTILE_MANUAL = [
         id="timeout-5000-digits",
     ),
     pytest.param(
+        b'{"action": "cleanup", "timeout_seconds": 1' + b"0" * 400 + b"}",
+        "timeout_seconds must be a number",
+        id="timeout-integer-too-large-for-a-float",
+    ),
+    pytest.param(
         encoded({"action": "drain", "cluster": "alpha", "node": "n", "timeout_seconds": 10**40}),
         f"from 1 to {LIMIT:g}",
         id="timeout-huge-integer",
