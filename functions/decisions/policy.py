@@ -396,6 +396,21 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
     )
 
 
+def same_for_lift(before: Node, after: Node) -> bool:
+    """Whether a node that changed since it was read (a conflict on our guarded patch) changed only in
+    what a lift does not depend on (status heartbeats, other annotations), so the lift may be retried."""
+    ours = set(OUR_NODE_ANNOTATIONS)
+    return (
+        before.boot_id == after.boot_id
+        and before.unschedulable == after.unschedulable
+        and before.unschedulable_manager == after.unschedulable_manager
+        and before.ready.status == after.ready.status
+        and {k: v for k, v in before.annotations.items() if k in ours}
+        == {k: v for k, v in after.annotations.items() if k in ours}
+        and has_out_of_service_taint(before) == has_out_of_service_taint(after)
+    )
+
+
 def release_annotations() -> dict[str, str | None]:
     """A merge patch that removes all our annotations."""
     return dict.fromkeys(OUR_NODE_ANNOTATIONS)

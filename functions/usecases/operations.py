@@ -26,6 +26,8 @@ from functions.usecases.drain import Target, drain_node
 from functions.usecases.node_events import NodeNotFound
 from functions.usecases.runtime import Runtime
 
+LIFT_ATTEMPTS = 5  # guarded patches retried after a conflict that changed nothing the lift decided on
+
 
 @dataclass(frozen=True, kw_only=True)
 class NodeChange:
@@ -193,16 +195,25 @@ class Operations:
         says so, in one patch guarded by its resourceVersion."""
         client = self.runtime.client(cluster)
         uncordon = decision.action is policy.RecoveryAction.UNCORDON
-        try:
-            lifted = client.patch_node(
-                node.name,
-                resource_version=node.resource_version,
-                unschedulable=False if uncordon else None,
-                annotations=policy.release_annotations(),
-                taints=policy.taints_without_out_of_service(node) if decision.untaint else None,
-                dry_run=dry_run,
-            )
-        except Conflict:
+        for _ in range(LIFT_ATTEMPTS):
+            try:
+                lifted = client.patch_node(
+                    node.name,
+                    resource_version=node.resource_version,
+                    unschedulable=False if uncordon else None,
+                    annotations=policy.release_annotations(),
+                    taints=policy.taints_without_out_of_service(node) if decision.untaint else None,
+                    dry_run=dry_run,
+                )
+                break
+            except Conflict:  # a heartbeat or another writer: retry only if what the lift decided on holds
+                fresh = client.get_node(node.name)
+                if fresh is None:
+                    return "node gone"
+                if not policy.same_for_lift(node, fresh):
+                    return "changed meanwhile: left for the next run"
+                node = fresh
+        else:
             return "changed meanwhile: left for the next run"
         if decision.untaint:
             audit.record(

@@ -242,3 +242,19 @@ def test_compute_engine_verifies_a_cordoned_node_down_for_recovery() -> None:
     decided = recovery_decision(cordoned, NodeFacts(vm_known=True, vm=vm("TERMINATED")))
     assert decided.action is RecoveryAction.FORCE_CLEANUP
     assert "TERMINATED" in decided.reason
+
+
+# --- retrying a lift after a conflict ----------------------------------------------------------------------------
+
+
+def test_a_heartbeat_does_not_stop_a_lift_but_a_new_cordon_or_boot_does() -> None:
+    from functions.decisions.policy import same_for_lift
+
+    before = tainted()
+    heartbeat = replace(before, resource_version="8", ready=replace(before.ready, last_heartbeat=EVENT_TIME))
+    assert same_for_lift(before, heartbeat)
+    assert not same_for_lift(before, replace(before, boot_id="another"))
+    assert not same_for_lift(before, replace(before, unschedulable_manager="kubectl"))
+    assert not same_for_lift(before, replace(before, unschedulable=False))
+    assert not same_for_lift(before, replace(before, annotations={**before.annotations, CORDONED_BY: "someone"}))
+    assert not same_for_lift(before, replace(before, taints=(), raw_taints=()))
