@@ -15,6 +15,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from functions.decisions.settings import AuthMode, ClusterConfig
+from functions.gateways.kube.client import ClusterClient
 from tests.controlplane.attacher import AttacherStandIn
 from tests.controlplane.clients import api_client, apply_rbac
 from tests.controlplane.cluster import TestCluster
@@ -198,3 +200,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
     if skipped and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def kube(control_plane: ControlPlane, drainer_rbac: object, tmp_path: Path) -> Iterator[ClusterClient]:
+    """The function's own Kubernetes client, in-process, as the drainer user (token file auth)."""
+    token = tmp_path / "token"
+    token.write_text(control_plane.drainer_identities[0].token)
+    config = ClusterConfig(
+        name="test",
+        project=control_plane.project,
+        location="europe-west4",
+        auth=AuthMode.TOKEN_FILE,
+        endpoint=control_plane.url,
+        ca_file=str(control_plane.ca_file),
+        token_file=str(token),
+    )
+    client = ClusterClient(config, timeout=10)
+    yield client
+    client.close()

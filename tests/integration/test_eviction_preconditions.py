@@ -3,33 +3,8 @@ API server through the function's own ClusterClient: an eviction is for the pod 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.gateways.kube.client import ClusterClient, EvictionOutcome
 from tests.controlplane.cluster import TestCluster
-from tests.controlplane.harness import ControlPlane
-
-
-@pytest.fixture
-def kube(control_plane: ControlPlane, drainer_rbac: object, tmp_path: Path) -> Iterator[ClusterClient]:
-    token = tmp_path / "token"
-    token.write_text(control_plane.drainer_identities[0].token)
-    config = ClusterConfig(
-        name="test",
-        project=control_plane.project,
-        location="europe-west4",
-        auth=AuthMode.TOKEN_FILE,
-        endpoint=control_plane.url,
-        ca_file=str(control_plane.ca_file),
-        token_file=str(token),
-    )
-    client = ClusterClient(config, timeout=10)
-    yield client
-    client.close()
 
 
 def test_an_eviction_is_for_the_pod_as_it_was_read(kube: ClusterClient, cluster: TestCluster) -> None:

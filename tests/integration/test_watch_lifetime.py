@@ -9,13 +9,11 @@ import secrets
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psutil
 import pytest
 
 from functions.decisions.policy import DrainPlan
-from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.engines.drain import Drain, DrainOutcome
 from functions.gateways import audit
 from functions.gateways.kube.client import ClusterClient
@@ -23,24 +21,6 @@ from tests.controlplane.cluster import TestCluster, wait_until
 from tests.controlplane.harness import ControlPlane
 
 DRAINS = 4
-
-
-@pytest.fixture
-def kube(control_plane: ControlPlane, drainer_rbac: object, tmp_path: Path) -> Iterator[ClusterClient]:
-    token = tmp_path / "token"
-    token.write_text(control_plane.drainer_identities[0].token)
-    config = ClusterConfig(
-        name="test",
-        project=control_plane.project,
-        location="europe-west4",
-        auth=AuthMode.TOKEN_FILE,
-        endpoint=control_plane.url,
-        ca_file=str(control_plane.ca_file),
-        token_file=str(token),
-    )
-    client = ClusterClient(config, timeout=10)
-    yield client
-    client.close()
 
 
 @pytest.fixture
