@@ -39,6 +39,7 @@ class Action(StrEnum):
     FENCE_UNAVAILABLE = "fence.unavailable"
     NODE_TAINTED = "node.tainted"
     NODE_TAINT_FAILED = "node.taint_failed"
+    BUDGETS_UNAVAILABLE = "budgets.unavailable"
     POD_EVICTED = "pod.evicted"
     POD_BLOCKED = "pod.blocked"
     POD_EVICTION_FAILED = "pod.eviction_failed"

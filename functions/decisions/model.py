@@ -119,6 +119,83 @@ class VolumeAttachment:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Requirement:
+    """One ``matchExpressions`` entry of a label selector."""
+
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist
+    values: frozenset[str]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "In":
+            return self.key in labels and labels[self.key] in self.values
+        if self.operator == "NotIn":
+            return self.key not in labels or labels[self.key] not in self.values
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        return False  # an operator the API server would not have accepted: selects nothing
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """A policy/v1 PodDisruptionBudget: whom it covers and what its status allows now."""
+
+    namespace: str
+    name: str
+    match_labels: Mapping[str, str]
+    match_expressions: tuple[Requirement, ...]
+    disruptions_allowed: int
+    generation: int
+    observed_generation: int
+    disrupted_pods: frozenset[str] = frozenset()  # evictions allowed but not yet seen by the disruption controller
+    resource_version: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def allows_eviction(self) -> bool:
+        """What the eviction subresource checks first: a status computed for the current spec
+        that allows at least one disruption."""
+        return self.observed_generation >= self.generation and self.disruptions_allowed > 0
+
+    def selects(self, pod: Pod) -> bool:
+        """The eviction subresource's matching: same namespace, and a selector that is not empty
+        (an empty or missing selector of a policy/v1 budget selects no pod)."""
+        if pod.namespace != self.namespace or not (self.match_labels or self.match_expressions):
+            return False
+        return all(pod.labels.get(k) == v for k, v in self.match_labels.items()) and all(
+            r.matches(pod.labels) for r in self.match_expressions
+        )
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Budget:
+        meta, spec, status = obj.get("metadata", {}), obj.get("spec") or {}, obj.get("status") or {}
+        selector = spec.get("selector") or {}
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            match_labels=dict(selector.get("matchLabels") or {}),
+            match_expressions=tuple(
+                Requirement(
+                    key=str(e.get("key", "")),
+                    operator=str(e.get("operator", "")),
+                    values=frozenset(str(v) for v in e.get("values") or []),
+                )
+                for e in selector.get("matchExpressions") or []
+            ),
+            disruptions_allowed=int(status.get("disruptionsAllowed") or 0),
+            generation=int(meta.get("generation") or 0),
+            observed_generation=int(status.get("observedGeneration") or 0),
+            disrupted_pods=frozenset(str(name) for name in status.get("disruptedPods") or {}),
+            resource_version=str(meta.get("resourceVersion") or ""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Owner:
     kind: str
     name: str

@@ -5,13 +5,13 @@ Nothing here does I/O or reads the clock: ``now`` and snapshots come in as argum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from functions.decisions.logentry import EventKind
-from functions.decisions.model import Node, Pod, Taint, VmInstance
+from functions.decisions.model import Budget, Node, Pod, Taint, VmInstance
 from functions.decisions.names import ANNOTATION_PREFIX, COMPONENT, FIELD_MANAGER
 from functions.decisions.times import format_time, parse_time
 
@@ -117,6 +117,31 @@ def classify_pod(pod: Pod) -> PodDecision:
     if pod.controller is None:
         notes.append("unreplicated: no controller recreates it")
     return PodDecision(pod=pod, action=PodAction.EVICT, reason="; ".join(notes), **flags)
+
+
+def budget_of(pod: Pod, budgets: Iterable[Budget]) -> str | None:
+    """The key of the one PodDisruptionBudget that governs the pod's eviction; None when no budget
+    selects it, or when several do (the API server refuses those evictions outright)."""
+    keys = [b.key for b in budgets if b.selects(pod)]
+    return keys[0] if len(keys) == 1 else None
+
+
+def eviction_turns(pods: Sequence[Pod], budgets: Iterable[Budget]) -> tuple[dict[str, list[Pod]], list[Pod]]:
+    """Pods grouped by the budget that governs them, and the pods no single budget governs.
+
+    The API server updates a budget's status for every eviction it allows, so evictions under one
+    budget issued together conflict on it and it retries them with a 0.5 s step: the pods of one
+    budget are evicted in turn, one request in flight, and the others all at once."""
+    known = list(budgets)
+    turns: dict[str, list[Pod]] = {}
+    free: list[Pod] = []
+    for pod in pods:
+        key = budget_of(pod, known)
+        if key is None:
+            free.append(pod)
+        else:
+            turns.setdefault(key, []).append(pod)
+    return turns, free
 
 
 @dataclass(frozen=True, kw_only=True)

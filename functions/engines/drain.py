@@ -9,6 +9,7 @@ left force-deleted (grace 0, UID precondition).
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -20,7 +21,7 @@ from enum import StrEnum
 
 from functions.decisions import policy
 from functions.decisions.actions import Action, Severity
-from functions.decisions.model import Node, Pod
+from functions.decisions.model import Budget, Node, Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.errors import DrainerError, PermanentError, TransientError
 from functions.gateways.audit import Audit
@@ -31,6 +32,8 @@ from functions.gateways.kube.events import EventRecorder
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
+BUDGET_RECHECK = 15.0  # s an eviction waiting on a watched, exhausted budget waits at most before it asks again
+BUDGET_SETTLE_MAX = 1.0  # s the next eviction under a budget waits at most for the disruption controller
 CORDON_ATTEMPTS = 5
 FENCE_POLL_START = 0.5  # Compute Engine is asked again with this backoff while the VM is still STOPPING
 FENCE_POLL_MAX = 3.0
@@ -127,6 +130,17 @@ class _Tracked:
     last_message: str = ""
     pdb: str | None = None
     transient: bool = False
+    budget: str | None = None  # the key of the one PodDisruptionBudget that governs its eviction
+    refusals: int = 0  # evictions of it refused (429) before one was accepted
+
+
+def _evicted(item: _Tracked) -> bool:
+    return item.result is PodResult.EVICTED
+
+
+def _accepted(item: _Tracked) -> bool:
+    """Gone, or its eviction accepted."""
+    return item.gone or item.result in (PodResult.EVICTED, PodResult.WOULD_EVICT)
 
 
 @dataclass
@@ -152,6 +166,9 @@ class Drain:
         self._down_reason = ""
         self._tainted = False
         self._finished = threading.Event()
+        self._budgets: dict[str, Budget] = {}  # key -> as last seen by the budget watch
+        self._budgets_watched = False
+        self._budgets_live = True  # False while the budget watch cannot reach the API server
         self._watch_stop = WatchStop()  # closes this drain's watch streams when it ends
         self._started = self.clock()
         self._deadline = self._started + self.plan.timeout.total_seconds()
@@ -159,6 +176,11 @@ class Drain:
     # ------------------------------------------------------------ helpers
     def _remaining_time(self) -> float:
         return self._deadline - self.clock()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._finished.set()
+            self._lock.notify_all()
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless the drain ends first; False when it should stop."""
@@ -264,6 +286,42 @@ class Drain:
                     item.gone = True
             self._lock.notify_all()
 
+    def _watch_budgets(self, resource_version: str) -> None:
+        """Keep the budgets' status current, and wake the evictions that wait for one to allow. While
+        the API server cannot be watched the budgets are not live: waiting evictions fall back to
+        their backoff (and so meet the outage themselves)."""
+        rv: str | None = resource_version
+        while not self._finished.is_set() and self._remaining_time() > 0:
+            try:
+                if rv is None:
+                    budgets, rv = self.kube.list_budgets()
+                    with self._lock:
+                        self._budgets = {b.key: b for b in budgets}
+                        self._budgets_live = True
+                        self._lock.notify_all()
+                for kind, budget in self.kube.watch_budgets(
+                    resource_version=rv, timeout=self._remaining_time(), stop=self._watch_stop
+                ):
+                    rv = budget.resource_version or rv
+                    with self._lock:
+                        if kind is WatchEvent.DELETED:
+                            self._budgets.pop(budget.key, None)
+                        else:
+                            self._budgets[budget.key] = budget
+                        self._lock.notify_all()
+                    if self._finished.is_set():
+                        return
+                if self._finished.is_set():
+                    return
+                rv = None  # expired or 410 Gone: relist
+            except TransientError:
+                with self._lock:
+                    self._budgets_live = False
+                    self._lock.notify_all()
+                rv = None
+                if not self._sleep(0.5):
+                    return
+
     def _watch_node(self, node: Node) -> None:
         """The Node rule: wait (by watch) for the node-lifecycle controller to give up on the kubelet."""
         current: Node | None = node
@@ -348,7 +406,111 @@ class Drain:
             self.events.verified_down(self._node, signal=f"{signal.value}: {reason}")
 
     # ---------------------------------------------------------- evictions
-    def _evict(self, item: _Tracked) -> None:
+    def _load_budgets(self) -> str | None:
+        """The cluster's PodDisruptionBudgets, to evict the pods of each in turn; returns the list's
+        resourceVersion, or None when they cannot be read (then every pod is evicted at once and a
+        refused one is retried on a backoff, as before budgets were read)."""
+        try:
+            budgets, rv = self.kube.list_budgets()
+        except (TransientError, ApiForbidden) as exc:
+            fix = {"fix": exc.fix} if isinstance(exc, ApiForbidden) else {}
+            self.audit.record(
+                Action.BUDGETS_UNAVAILABLE,
+                f"could not read PodDisruptionBudgets ({exc}): pods are evicted at once and refusals retried "
+                "on a backoff",
+                severity=Severity.WARNING,
+                error=str(exc),
+                **fix,
+            )
+            return None
+        with self._lock:
+            self._budgets = {b.key: b for b in budgets}
+        return rv
+
+    def _turns(self, items: list[_Tracked]) -> list[list[_Tracked]]:
+        """The evictions to run: one sequence per budget (its pods in turn), then each other pod alone."""
+        with self._lock:
+            budgets = list(self._budgets.values())
+        by_uid = {i.decision.pod.uid: i for i in items}
+        grouped, free = policy.eviction_turns([i.decision.pod for i in items], budgets)
+        turns = []
+        for key, pods in grouped.items():
+            for pod in pods:
+                by_uid[pod.uid].budget = key
+            turns.append([by_uid[p.uid] for p in pods])
+        return turns + [[by_uid[p.uid]] for p in free]
+
+    def _evict_in_turn(self, items: list[_Tracked]) -> None:
+        """The pods of one budget, one eviction in flight. An accepted eviction writes the budget's
+        status, and the disruption controller writes it again once it sees the pod terminating; an
+        eviction sent between the two conflicts with the controller's write, and the API server
+        retries it only after 0.5 s. So the next eviction waits (by the budget watch, briefly) until
+        the controller has taken the previous one in."""
+        probed = False
+
+        def probe(rest: list[_Tracked]) -> None:
+            """The budget has no disruption left: ask once for each pod still in line, so that each
+            refusal is its own (audited, reported, an Event) while the first waits for the budget."""
+            nonlocal probed
+            if not probed:
+                probed = True
+                for other in rest:
+                    if self._finished.is_set():
+                        return
+                    self._evict(other, once=True)
+
+        for index, item in enumerate(items):
+            if self._finished.is_set() or self._remaining_time() <= 0:
+                return
+            if _accepted(item):
+                continue  # a probe's eviction was accepted
+            before = self._budget_seen(item.budget) if self._budgets_watched else None
+            self._evict(item, on_exhausted=functools.partial(probe, items[index + 1 :]))
+            if item.transient:  # it ended on an outage: the pods behind it were not asked again either
+                for other in items[index + 1 :]:
+                    other.transient = other.transient or not _accepted(other)
+                return
+            if item.budget and _evicted(item) and index + 1 < len(items):
+                self._await_settled(item.budget, item.decision.pod.name, before)
+
+    def _await_settled(self, key: str, pod_name: str, before: str | None) -> None:
+        """Until the watched budget has changed since ``before`` and no longer lists ``pod_name`` as
+        disrupted (the disruption controller saw it terminating), at most BUDGET_SETTLE_MAX."""
+        end = self.clock() + BUDGET_SETTLE_MAX
+        with self._lock:
+            while not self._finished.is_set() and not self._down.is_set():
+                budget = self._budgets.get(key)
+                if budget is None or (budget.resource_version != before and pod_name not in budget.disrupted_pods):
+                    return
+                left = end - self.clock()
+                if left <= 0:
+                    return
+                self._lock.wait(left)
+
+    def _budget_seen(self, key: str | None) -> str | None:
+        with self._lock:
+            budget = self._budgets.get(key) if key else None
+            return budget.resource_version if budget else None
+
+    def _await_budget(self, key: str, seen: str | None, seconds: float) -> bool:
+        """Wait until the watched budget has changed since ``seen`` and allows an eviction, the node is
+        verified down, or ``seconds`` pass (a missed watch event costs no more than the backoff);
+        False when the drain should stop."""
+        end = self.clock() + min(seconds, max(0.0, self._remaining_time()))
+        with self._lock:
+            while not self._finished.is_set() and not self._down.is_set() and self._budgets_live:
+                budget = self._budgets.get(key)
+                if budget is not None and budget.resource_version != seen and budget.allows_eviction:
+                    break
+                left = end - self.clock()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+        return not self._finished.is_set() and self._remaining_time() > 0
+
+    def _evict(self, item: _Tracked, *, once: bool = False, on_exhausted: Callable[[], None] | None = None) -> None:
+        """Evict one pod, retrying refusals until the drain ends (``once``: ask only once).
+        ``on_exhausted`` runs at the first refusal that says its budget has no disruption left."""
         pod = item.decision.pod
         delay = BACKOFF_START
         while True:
@@ -357,6 +519,7 @@ class Drain:
                     return
             if self._down.is_set() and self.plan.force_when_down:
                 return  # the force phase takes over: budgets protect running pods, not dead ones
+            seen = self._budget_seen(item.budget) if self._budgets_watched else None
             try:
                 result = self.kube.evict(pod, dry_run=self.dry_run)
             except (PermanentError, ApiForbidden) as exc:  # invalid, or denied: retrying now will not help
@@ -383,6 +546,7 @@ class Drain:
                     critical=item.decision.critical,
                     local_storage=item.decision.local_storage,
                     unreplicated=item.decision.unreplicated,
+                    refusals=item.refusals,
                 )
                 return
             if result.outcome is EvictionOutcome.GONE:
@@ -406,6 +570,7 @@ class Drain:
             item.pdb = result.pdb
             item.transient = result.outcome is EvictionOutcome.UNAVAILABLE
             if result.outcome in (EvictionOutcome.BLOCKED, EvictionOutcome.MULTIPLE_PDBS):
+                item.refusals += 1
                 if item.result is not PodResult.BLOCKED:
                     item.result = PodResult.BLOCKED
                     self._record_pod(
@@ -420,6 +585,23 @@ class Drain:
                     self._pod_event(item, Action.POD_BLOCKED)
                 if self.dry_run:
                     return
+            if once:
+                return
+            refusing = f"{pod.namespace}/{result.pdb}" if result.pdb else item.budget
+            exhausted = result.outcome is EvictionOutcome.BLOCKED and result.exhausted
+            if exhausted and on_exhausted is not None:
+                on_exhausted()
+                on_exhausted = None
+            if exhausted and self._budgets_watched and self._budgets_live and refusing:
+                # no disruption left: nothing changes until a replacement is ready, and the budget's
+                # status says when; asked again only when it allows one (or after a long recheck).
+                # While the watch is broken, the backoff below decides instead.
+                if refusing != item.budget:
+                    seen = self._budget_seen(refusing)
+                if not self._await_budget(refusing, seen, BUDGET_RECHECK):
+                    return
+                continue
+            # a budget still being processed, two budgets, a transient failure, budgets not watched
             if not self._sleep(delay * random.uniform(0.8, 1.2)):
                 return
             delay = min(delay * 2, BACKOFF_MAX)
@@ -585,6 +767,13 @@ class Drain:
                 self._tracked[d.pod.uid] = _Tracked(decision=d)
         force = self.plan.force_when_down
         watchers = []
+        evicting = any(i.decision.action is PodAction.EVICT for i in self._tracked.values())
+        budgets_rv = self._load_budgets() if evicting and not self.dry_run else None
+        if budgets_rv is not None:
+            self._budgets_watched = True
+            watchers.append(
+                threading.Thread(target=self._watch_budgets, args=(budgets_rv,), name="drain-budgets", daemon=True)
+            )
         if not self.dry_run:
             watchers.append(threading.Thread(target=self._watch_pods, args=(rv,), name="drain-pods", daemon=True))
             if force:
@@ -596,18 +785,21 @@ class Drain:
             thread.start()
         try:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evict") as pool:
+                # the budgets' sequences first: they are the drain's longest path
+                normal = [i for i in self._pending(critical=False) if i.decision.action is PodAction.EVICT]
+                turns = self._turns(normal)
+                futures = [pool.submit(self._evict_in_turn, turn) for turn in turns if len(turn) > 1]
                 for item in self._pending():
                     if item.decision.action is PodAction.DELETE:
                         pool.submit(self._delete_terminal, item)
-                normal = [i for i in self._pending(critical=False) if i.decision.action is PodAction.EVICT]
-                futures = [pool.submit(self._evict, i) for i in normal]
+                futures += [pool.submit(self._evict_in_turn, turn) for turn in turns if len(turn) == 1]
                 if self.dry_run:
                     for f in futures:
                         f.result()
                 else:
                     self._wait(lambda: self._pending(critical=False), until_down=force)
                 critical = [i for i in self._pending(critical=True) if i.decision.action is PodAction.EVICT]
-                futures = [pool.submit(self._evict, i) for i in critical]
+                futures = [pool.submit(self._evict_in_turn, turn) for turn in self._turns(critical)]
                 if self.dry_run:
                     for f in futures:
                         f.result()
@@ -626,9 +818,9 @@ class Drain:
                         self._force(self._pending(), fresh)
                         if not self.dry_run:
                             self._wait(self._pending, until_down=False)
-                self._finished.set()
+                self._finish()
         finally:
-            self._finished.set()
+            self._finish()
             # no watch stream or watcher outlives the drain: close the streams, then await the threads
             self._watch_stop.close()
             for thread in watchers:

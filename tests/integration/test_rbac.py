@@ -25,6 +25,8 @@ EXPECTED: set[Rule] = {
     ("", "pods", "watch"),
     ("", "pods", "delete"),
     ("", "pods/eviction", "create"),
+    ("policy", "poddisruptionbudgets", "list"),
+    ("policy", "poddisruptionbudgets", "watch"),
     ("batch", "jobs", "list"),
     ("batch", "jobs", "delete"),
     ("events.k8s.io", "events", "create"),

@@ -47,6 +47,20 @@ ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
             [{"reason": "DisruptionBudget", "message": "The disruption budget web-pdb needs 2 healthy pods and has 2"}],
         ),
     ),
+    "pdb-processing": (
+        429,
+        status(
+            429,
+            "TooManyRequests",
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+            [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": "The disruption budget web-pdb is still being processed by the server.",
+                }
+            ],
+        ),
+    ),
     "two-pdbs": (
         500,
         status(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource"),
@@ -94,20 +108,26 @@ def pod() -> Pod:
 
 
 @pytest.mark.parametrize(
-    ("answer", "outcome", "pdb"),
+    ("answer", "outcome", "pdb", "exhausted"),
     [
-        pytest.param("namespace-terminating", EvictionOutcome.NAMESPACE_TERMINATING, None, id="namespace-terminating"),
-        pytest.param("pdb", EvictionOutcome.BLOCKED, "web-pdb", id="pdb-from-the-cause"),
-        pytest.param("two-pdbs", EvictionOutcome.MULTIPLE_PDBS, None, id="two-pdbs"),
+        pytest.param(
+            "namespace-terminating", EvictionOutcome.NAMESPACE_TERMINATING, None, False, id="namespace-terminating"
+        ),
+        # a budget with no disruption left: waited for (its status changes when a replacement is ready)
+        pytest.param("pdb", EvictionOutcome.BLOCKED, "web-pdb", True, id="pdb-exhausted-from-the-cause"),
+        # a budget the server is still processing: the same 429 and cause type, retried soon
+        pytest.param("pdb-processing", EvictionOutcome.BLOCKED, "web-pdb", False, id="pdb-still-processed"),
+        pytest.param("two-pdbs", EvictionOutcome.MULTIPLE_PDBS, None, False, id="two-pdbs"),
     ],
 )
 def test_eviction_outcomes_come_from_the_status(
-    server: FakeApiServer, kube: ClusterClient, answer: str, outcome: EvictionOutcome, pdb: str | None
+    server: FakeApiServer, kube: ClusterClient, answer: str, outcome: EvictionOutcome, pdb: str | None, exhausted: bool
 ) -> None:
     server.answer = ANSWERS[answer]
     result = kube.evict(pod())
     assert result.outcome is outcome
     assert result.pdb == pdb
+    assert result.exhausted is exhausted
     assert result.status is not None
     assert result.status.code == ANSWERS[answer][0]
     assert server.paths[-1] == "POST /api/v1/namespaces/shop/pods/web-0/eviction"

@@ -24,7 +24,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 
-from functions.decisions.model import Job, Node, Pod, VolumeAttachment
+from functions.decisions.model import Budget, Job, Node, Pod, VolumeAttachment
 from functions.decisions.names import FIELD_MANAGER
 from functions.decisions.settings import DEFAULT_CONTAINER_API, ClusterConfig
 from functions.gateways.kube.connection import connect
@@ -70,6 +70,7 @@ class EvictionResult:
     outcome: EvictionOutcome
     message: str = ""
     pdb: str | None = None
+    exhausted: bool = False  # BLOCKED: the budget needs more healthy pods (not a budget still being processed)
     status: ApiStatus | None = None
     pod: Pod | None = None  # STALE: the pod as it is now
 
@@ -244,6 +245,20 @@ class ClusterClient:
         for kind, obj in self._watch("/api/v1/pods", query, timeout, stop):
             yield kind, Pod.from_json(obj)
 
+    # ------------------------------------------------------------- budgets
+    def list_budgets(self) -> tuple[list[Budget], str]:
+        """Every PodDisruptionBudget of the cluster (policy/v1) and the list's resourceVersion."""
+        body = self._json("GET", "/apis/policy/v1/poddisruptionbudgets")
+        budgets = [Budget.from_json(item) for item in body.get("items") or []]
+        return budgets, str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch_budgets(
+        self, *, resource_version: str, timeout: float, stop: WatchStop | None = None
+    ) -> Iterator[tuple[WatchEvent, Budget]]:
+        query = {"resourceVersion": resource_version}
+        for kind, obj in self._watch("/apis/policy/v1/poddisruptionbudgets", query, timeout, stop):
+            yield kind, Budget.from_json(obj)
+
     def _watch(
         self, path: str, query: Mapping[str, str], timeout: float, stop: WatchStop | None = None
     ) -> Iterator[tuple[WatchEvent, Mapping[str, Any]]]:
@@ -316,7 +331,11 @@ class ClusterClient:
             return EvictionResult(outcome=EvictionOutcome.GONE, message=status.message, status=status)
         if code == 429:
             return EvictionResult(
-                outcome=EvictionOutcome.BLOCKED, message=status.message, pdb=_blocking_pdb(status), status=status
+                outcome=EvictionOutcome.BLOCKED,
+                message=status.message,
+                pdb=_blocking_pdb(status),
+                exhausted=_budget_exhausted(status),
+                status=status,
             )
         if code == 403 and status.has_cause(NAMESPACE_TERMINATING_CAUSE):
             return EvictionResult(outcome=EvictionOutcome.NAMESPACE_TERMINATING, message=status.message, status=status)
@@ -437,6 +456,15 @@ def _scoped(group_version: str, namespace: str | None, resource: str) -> str:
 
 def _continue(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("continue") or "")
+
+
+def _budget_exhausted(status: ApiStatus) -> bool:
+    """Whether a 429 says the budget has no disruption left ("... needs N healthy pods and has M
+    currently"), as opposed to a budget the server is still processing (a status older than its
+    spec, or a pod that changed under the eviction), which is worth a retry soon."""
+    return any(
+        cause.reason == DISRUPTION_BUDGET_CAUSE and " healthy pods and has " in cause.message for cause in status.causes
+    )
 
 
 def _blocking_pdb(status: ApiStatus) -> str | None:
