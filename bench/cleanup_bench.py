@@ -2,6 +2,7 @@
 
     python -m bench.cleanup_bench [--jobs 10000] [--namespaces 20]     (or: make bench)
     python -m bench.cleanup_bench --jobs 200 --namespaces 4              (a quick check of the script)
+    python -m bench.cleanup_bench --without-sequential                   (ours, the TTL controller, the floor)
 
 Builds the same data set four times on its own control plane and times, in the same run:
 - ours: the scheduled cleanup (the cleanup engine through the Operations use case) in a fresh process,
@@ -360,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=1200.0, help="seconds a run may take until its last pod is gone"
     )
+    parser.add_argument(
+        "--without-sequential",
+        action="store_true",
+        help="skip the two sequential baselines (half the data to build): ours, the TTL controller and the floor",
+    )
     args = parser.parse_args(argv)
     import tempfile
 
@@ -382,14 +388,17 @@ def main(argv: list[str] | None = None) -> int:
                 pool="jobs"
             )
             loader = Loader(plane, node.name)
+            sets = 2 if args.without_sequential else 4
             print(
-                f"building 4 x {args.jobs} finished Jobs with their pods in {args.namespaces} namespaces each ...",
+                f"building {sets} x {args.jobs} finished Jobs with their pods in {args.namespaces} namespaces each ...",
                 flush=True,
             )
             t = time.perf_counter()
             ours_set = loader.build("ours", args.jobs, args.namespaces)
-            base_set = loader.build("base", args.jobs, args.namespaces)
-            raw_set = loader.build("raw", args.jobs, args.namespaces)
+            base_set = raw_set = None
+            if not args.without_sequential:
+                base_set = loader.build("base", args.jobs, args.namespaces)
+                raw_set = loader.build("raw", args.jobs, args.namespaces)
             ttl_set = loader.build("ttl", args.jobs, args.namespaces, ttl=3600)
             core = client.CoreV1Api(api)
             if not wait_until(
@@ -420,21 +429,21 @@ def main(argv: list[str] | None = None) -> int:
 
                 return timed
 
-            runs: dict[str, tuple[Callable[[], tuple[float, int, float]], DataSet]] = {
-                "ours": (ours_run, ours_set),
-                "sequential baseline (typed API)": (
-                    client_run(lambda: run_baseline(plane, base_set.namespaces)),
+            runs: dict[str, tuple[Callable[[], tuple[float, int, float]], DataSet]] = {"ours": (ours_run, ours_set)}
+            if base_set is not None and raw_set is not None:
+                base_ns, raw_ns = base_set.namespaces, raw_set.namespaces
+                runs["sequential baseline (typed API)"] = (
+                    client_run(lambda: run_baseline(plane, base_ns)),
                     base_set,
-                ),
-                "sequential, our JSON client": (
-                    client_run(lambda: run_sequential_raw(plane, metadata, raw_set.namespaces)),
+                )
+                runs["sequential, our JSON client"] = (
+                    client_run(lambda: run_sequential_raw(plane, metadata, raw_ns)),
                     raw_set,
-                ),
-                "TTL-after-finished controller": (
-                    lambda: run_ttl_controller(plane, ttl_set, jobs_watch, args.timeout),
-                    ttl_set,
-                ),
-            }
+                )
+            runs["TTL-after-finished controller"] = (
+                lambda: run_ttl_controller(plane, ttl_set, jobs_watch, args.timeout),
+                ttl_set,
+            )
             for label, (run, data) in runs.items():
                 print(f"  {label} ...", flush=True)
                 try:
