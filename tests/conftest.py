@@ -15,10 +15,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.gateways.kube.client import ClusterClient
 from tests.controlplane.attacher import AttacherStandIn
-from tests.controlplane.clients import api_client, apply_rbac
+from tests.controlplane.clients import api_client, apply_rbac, drainer_client
 from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import DEFAULT_PROJECT, ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
@@ -205,17 +204,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def kube(control_plane: ControlPlane, drainer_rbac: object, tmp_path: Path) -> Iterator[ClusterClient]:
     """The function's own Kubernetes client, in-process, as the drainer user (token file auth)."""
-    token = tmp_path / "token"
-    token.write_text(control_plane.drainer_identities[0].token)
-    config = ClusterConfig(
-        name="test",
-        project=control_plane.project,
-        location="europe-west4",
-        auth=AuthMode.TOKEN_FILE,
-        endpoint=control_plane.url,
-        ca_file=str(control_plane.ca_file),
-        token_file=str(token),
-    )
-    client = ClusterClient(config, timeout=10)
+    client = drainer_client(control_plane, control_plane.drainer_identities[0], tmp_path)
     yield client
     client.close()

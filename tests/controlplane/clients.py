@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from functions.decisions.settings import AuthMode, ClusterConfig
+from functions.gateways.kube.client import ClusterClient
 from tests.controlplane.harness import ControlPlane, Identity
 
 RBAC_MANIFEST = Path(__file__).resolve().parents[2] / "terraform" / "rbac" / "drainer-rbac.yaml"
@@ -24,6 +26,22 @@ def api_client(plane: ControlPlane, identity: Identity | None, *, pool_size: int
         config.api_key = {"authorization": identity.token}
         config.api_key_prefix = {"authorization": "Bearer"}
     return client.ApiClient(config)
+
+
+def drainer_client(plane: ControlPlane, identity: Identity, directory: Path, name: str = "test") -> ClusterClient:
+    """The function's own Kubernetes client (in-process) as ``identity``, its token in a token file."""
+    token = directory / f"token-{name}"
+    token.write_text(identity.token)
+    config = ClusterConfig(
+        name=name,
+        project=plane.project,
+        location="europe-west4",
+        auth=AuthMode.TOKEN_FILE,
+        endpoint=plane.url,
+        ca_file=str(plane.ca_file),
+        token_file=str(token),
+    )
+    return ClusterClient(config, timeout=10)
 
 
 def rbac_documents(email: str) -> list[dict[str, Any]]:

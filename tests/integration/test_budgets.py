@@ -18,10 +18,10 @@ import pytest
 from kubernetes import client
 
 from functions.decisions.policy import DrainPlan
-from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.engines.drain import Drain, DrainOutcome
 from functions.gateways import audit
 from functions.gateways.kube.client import ClusterClient
+from tests.controlplane.clients import drainer_client
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.controlplane.harness import ControlPlane
 from tests.support.deliveries import delivery, log_entry
@@ -110,18 +110,7 @@ def stranger_as_drainer_without_budgets(
             ],
         }
     )
-    token = tmp_path / "token"
-    token.write_text(control_plane.stranger.token)
-    config = ClusterConfig(
-        name="old-role",
-        project=control_plane.project,
-        location="europe-west4",
-        auth=AuthMode.TOKEN_FILE,
-        endpoint=control_plane.url,
-        ca_file=str(control_plane.ca_file),
-        token_file=str(token),
-    )
-    kube = ClusterClient(config, timeout=10)
+    kube = drainer_client(control_plane, control_plane.stranger, tmp_path, name="old-role")
     assert wait_until(lambda: _may_list_nodes(kube), timeout=10)  # the binding is in force
     yield kube
     kube.close()

@@ -136,3 +136,19 @@ def test_eviction_turns_group_the_pods_of_each_budget_in_their_order() -> None:
 def test_eviction_turns_without_budgets_evict_everything_at_once() -> None:
     pods = [labelled({"app": "web"}, name=f"web-{i}") for i in range(3)]
     assert eviction_turns(pods, []) == ({}, pods)
+
+
+def test_a_budget_lists_the_pods_whose_eviction_the_controller_has_not_seen_yet() -> None:
+    pdb = Budget.from_json(
+        {
+            "metadata": {"name": "web", "namespace": "n", "generation": 2, "resourceVersion": "41"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}},
+            "status": {
+                "disruptionsAllowed": 2,
+                "observedGeneration": 2,
+                "disruptedPods": {"web-1": "2026-11-30T22:00:00Z", "web-2": "2026-11-30T22:00:01Z"},
+            },
+        }
+    )
+    assert pdb.disrupted_pods == frozenset({"web-1", "web-2"})
+    assert (pdb.resource_version, pdb.allows_eviction) == ("41", True)
