@@ -466,7 +466,8 @@ class Drain:
                 continue  # a probe's eviction was accepted
             before = self._budget_seen(item.budget) if self._budgets_watched else None
             self._evict(item, on_exhausted=functools.partial(probe, items[index + 1 :]))
-            if item.transient:  # it ended on an outage: the pods behind it were not asked again either
+            if item.transient and not _accepted(item):
+                # it ended on an outage (or a denial): the pods behind it were not asked again either
                 for other in items[index + 1 :]:
                     other.transient = other.transient or not _accepted(other)
                 return
@@ -494,8 +495,8 @@ class Drain:
 
     def _await_budget(self, key: str, seen: str | None, seconds: float) -> bool:
         """Wait until the watched budget has changed since ``seen`` and allows an eviction, the node is
-        verified down, or ``seconds`` pass (a missed watch event costs no more than the backoff);
-        False when the drain should stop."""
+        verified down, the budget watch breaks, or ``seconds`` pass (a missed watch event costs no
+        more than that); False when the drain should stop."""
         end = self.clock() + min(seconds, max(0.0, self._remaining_time()))
         with self._lock:
             while not self._finished.is_set() and not self._down.is_set() and self._budgets_live:
