@@ -464,7 +464,7 @@ class Drain:
                 return
             if _accepted(item):
                 continue  # a probe's eviction was accepted
-            before = self._budget_seen(item.budget) if self._budgets_watched else None
+            before = self._budget_seen(item.budget)
             self._evict(item, on_exhausted=functools.partial(probe, items[index + 1 :]))
             if item.transient and not _accepted(item):
                 # it ended on an outage (or a denial): the pods behind it were not asked again either
@@ -474,21 +474,29 @@ class Drain:
             if item.budget and _evicted(item) and index + 1 < len(items):
                 self._await_settled(item.budget, item.decision.pod.name, before)
 
-    def _await_settled(self, key: str, pod_name: str, before: str | None) -> None:
-        """Until the watched budget has changed since ``before`` and no longer lists ``pod_name`` as
-        disrupted (the disruption controller saw it terminating), at most BUDGET_SETTLE_MAX."""
-        end = self.clock() + BUDGET_SETTLE_MAX
+    def _wait_for(self, done: Callable[[], bool], seconds: float) -> None:
+        """Wait on the drain's condition until ``done()`` (checked under its lock), the drain ends or
+        the node is verified down, or ``seconds`` pass."""
+        end = self.clock() + seconds
         with self._lock:
-            while not self._finished.is_set() and not self._down.is_set():
-                budget = self._budgets.get(key)
-                if budget is None or (budget.resource_version != before and pod_name not in budget.disrupted_pods):
-                    return
+            while not self._finished.is_set() and not self._down.is_set() and not done():
                 left = end - self.clock()
                 if left <= 0:
                     return
                 self._lock.wait(left)
 
+    def _await_settled(self, key: str, pod_name: str, before: str | None) -> None:
+        """Until the watched budget has changed since ``before`` and no longer lists ``pod_name`` as
+        disrupted (the disruption controller saw it terminating), at most BUDGET_SETTLE_MAX."""
+
+        def settled() -> bool:
+            budget = self._budgets.get(key)
+            return budget is None or (budget.resource_version != before and pod_name not in budget.disrupted_pods)
+
+        self._wait_for(settled, BUDGET_SETTLE_MAX)
+
     def _budget_seen(self, key: str | None) -> str | None:
+        """The budget's resourceVersion as the watch last saw it (None: not known)."""
         with self._lock:
             budget = self._budgets.get(key) if key else None
             return budget.resource_version if budget else None
@@ -497,16 +505,14 @@ class Drain:
         """Wait until the watched budget has changed since ``seen`` and allows an eviction, the node is
         verified down, the budget watch breaks, or ``seconds`` pass (a missed watch event costs no
         more than that); False when the drain should stop."""
-        end = self.clock() + min(seconds, max(0.0, self._remaining_time()))
-        with self._lock:
-            while not self._finished.is_set() and not self._down.is_set() and self._budgets_live:
-                budget = self._budgets.get(key)
-                if budget is not None and budget.resource_version != seen and budget.allows_eviction:
-                    break
-                left = end - self.clock()
-                if left <= 0:
-                    break
-                self._lock.wait(left)
+
+        def allows() -> bool:
+            budget = self._budgets.get(key)
+            return not self._budgets_live or (
+                budget is not None and budget.resource_version != seen and budget.allows_eviction
+            )
+
+        self._wait_for(allows, min(seconds, max(0.0, self._remaining_time())))
         return not self._finished.is_set() and self._remaining_time() > 0
 
     def _evict(self, item: _Tracked, *, once: bool = False, on_exhausted: Callable[[], None] | None = None) -> None:
@@ -520,7 +526,7 @@ class Drain:
                     return
             if self._down.is_set() and self.plan.force_when_down:
                 return  # the force phase takes over: budgets protect running pods, not dead ones
-            seen = self._budget_seen(item.budget) if self._budgets_watched else None
+            seen = self._budget_seen(item.budget)
             try:
                 result = self.kube.evict(pod, dry_run=self.dry_run)
             except (PermanentError, ApiForbidden) as exc:  # invalid, or denied: retrying now will not help
@@ -669,9 +675,7 @@ class Drain:
             ]
 
     def _wait_until_down(self) -> None:
-        with self._lock:
-            while not self._down.is_set() and self._remaining_time() > 0:
-                self._lock.wait(min(1.0, max(0.01, self._remaining_time())))
+        self._wait_for(lambda: False, max(0.0, self._remaining_time()))  # ends when the node is verified down
 
     def _check_down_once(self, node: Node) -> None:
         """Dry run: the fence's answer now, without waiting."""
