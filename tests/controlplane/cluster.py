@@ -612,7 +612,10 @@ class TestCluster:
         min_available: int | str | None = None,
         max_unavailable: int | str | None = None,
         name: str | None = None,
+        expected_pods: int | None = None,
     ) -> Any:
+        """A policy/v1 budget, returned once the disruption controller has computed it (over
+        ``expected_pods`` pods, when given)."""
         spec: dict[str, Any] = {"selector": {"matchLabels": selector}}
         if min_available is not None:
             spec["minAvailable"] = min_available
@@ -630,7 +633,9 @@ class TestCluster:
         def observed() -> bool:  # the disruption controller has computed the budget
             current = self.policy.read_namespaced_pod_disruption_budget(name, self.namespace)
             return bool(
-                current.status and (current.status.observed_generation or 0) >= (current.metadata.generation or 1)
+                current.status
+                and (current.status.observed_generation or 0) >= (current.metadata.generation or 1)
+                and (expected_pods is None or current.status.expected_pods == expected_pods)
             )
 
         if not wait_until(observed, timeout=20):

@@ -90,15 +90,7 @@ def test_an_outage_in_the_middle_of_a_drain_fails_the_delivery_and_the_redeliver
     cluster.bare_pod(victim.name, name="bare")
     cluster.wait_running(4, node=victim.name)
     # the budget holds the drain open: the set's pods are refused until it is relaxed
-    pdb = cluster.pdb({"app": app}, min_available=3, name="held-pdb")
-    assert wait_until(
-        lambda: (
-            (s := cluster.policy.read_namespaced_pod_disruption_budget(pdb.metadata.name, cluster.namespace).status)
-            is not None
-            and s.expected_pods == 3
-        ),
-        timeout=20,
-    )
+    pdb = cluster.pdb({"app": app}, min_available=3, name="held-pdb", expected_pods=3)
     cluster.core.patch_node(spare.name, {"spec": {"unschedulable": False}})
 
     entry = log_entry("delete", instance=victim.name, instance_id=victim.instance_id)

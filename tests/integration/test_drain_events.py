@@ -127,16 +127,7 @@ def test_pdb_blocks_until_the_deadline_and_is_reported(drainer: FunctionServer, 
     node = cluster.add_node()
     rs = cluster.replicaset(node.name, 2, name="db")
     cluster.wait_running(2, node=node.name)
-    pdb = cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=2, name="db-pdb")
-    assert wait_until(
-        lambda: (
-            (s := cluster.policy.read_namespaced_pod_disruption_budget(pdb.metadata.name, cluster.namespace).status)
-            is not None
-            and s.observed_generation is not None
-            and s.expected_pods == 2
-        ),
-        timeout=20,
-    )
+    cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=2, name="db-pdb", expected_pods=2)
     entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
     started = time.monotonic()
     assert send(drainer, entry).status_code == 200

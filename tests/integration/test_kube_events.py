@@ -129,16 +129,7 @@ def test_eviction_blocked_by_a_pdb_is_one_event_whose_series_grows(
     node = cluster.add_node()
     rs = cluster.replicaset(node.name, 2, name="db")
     pods = cluster.wait_running(2, node=node.name)
-    pdb = cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=2, name="db-pdb")
-    assert wait_until(
-        lambda: (
-            (s := cluster.policy.read_namespaced_pod_disruption_budget(pdb.metadata.name, cluster.namespace).status)
-            is not None
-            and s.observed_generation is not None
-            and s.expected_pods == 2
-        ),
-        timeout=20,
-    )
+    cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=2, name="db-pdb", expected_pods=2)
     entry = log_entry("delete", instance=node.name, instance_id=node.instance_id)
     # a 3 s deadline: each pod is refused, then waits for the budget, which never allows one; the
     # delivery comes again (as Pub/Sub redelivers) and each pod is refused again: the same Event
