@@ -27,6 +27,7 @@ class Action(StrEnum):
     EVENT_IGNORED = "event.ignored"
     EVENT_MALFORMED = "event.malformed"
     EVENT_STALE = "event.stale"
+    EVENT_EXPIRED = "event.expired"  # passed the maximum age after failed deliveries: lost, loud
     CLUSTER_UNREACHABLE = "cluster.unreachable"
     # the drain of one node
     DRAIN_STARTED = "drain.started"
@@ -37,6 +38,8 @@ class Action(StrEnum):
     NODE_CORDONED = "node.cordoned"
     NODE_VERIFIED_DOWN = "node.verified_down"
     FENCE_UNAVAILABLE = "fence.unavailable"
+    FENCE_VETOED = "fence.vetoed"  # Compute Engine says the VM is not off: the Node rule does not decide
+    FENCE_STORM_HELD = "fence.storm_held"  # the Node rule alone, beyond the cluster's cap: kept graceful
     NODE_TAINTED = "node.tainted"
     NODE_TAINT_FAILED = "node.taint_failed"
     BUDGETS_UNAVAILABLE = "budgets.unavailable"
@@ -52,6 +55,7 @@ class Action(StrEnum):
     NODE_UNTAINTED = "node.untainted"
     NODE_RECOVERY_FAILED = "node.recovery_failed"
     NODE_HELD = "node.held"
+    SCHEDULE_OVERLAP = "schedule.overlap"  # another run holds the cluster's Lease: this one returns
     # the Job cleanup
     CLEANUP_COMPLETED = "cleanup.completed"
     CLEANUP_PARTIAL = "cleanup.partial"
