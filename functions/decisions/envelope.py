@@ -33,6 +33,7 @@ class PubsubMessage:
     attributes: Mapping[str, str] = field(hash=False)
     message_id: str | None
     publish_time: str | None
+    delivery_attempt: int | None = None  # Pub/Sub's count, sent with a dead-letter policy
 
 
 def _decode_base64(value: str, *, where: str) -> bytes:
@@ -97,4 +98,16 @@ def unwrap(data: Any) -> PubsubMessage:
         attributes={str(key): str(value) for key, value in attributes.items()},
         message_id=_optional_text(message, "messageId", "message_id"),
         publish_time=_optional_text(message, "publishTime", "publish_time"),
+        delivery_attempt=_attempt(data.get("deliveryAttempt")),
     )
+
+
+def _attempt(value: Any) -> int | None:
+    """Pub/Sub's deliveryAttempt (a push body's top-level field); anything but a positive count is None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        return None
+    return count if 0 < count < 1_000_000 else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from functions.decisions.logentry import EventKind
@@ -25,6 +25,8 @@ CORDON_INSTANCE_ID = ANNOTATION_PREFIX + "instance-id"
 CORDON_EVENT_TIME = ANNOTATION_PREFIX + "event-time"
 TAINTED_AT = ANNOTATION_PREFIX + "out-of-service-at"  # set when the out-of-service taint is ours
 DETACH_PENDING = ANNOTATION_PREFIX + "detach-pending"  # PVs attached to the node when we tainted it
+FORCE_REQUESTED = ANNOTATION_PREFIX + "force"  # "true": an operator asked that the drain may force once off
+FENCED_AT = ANNOTATION_PREFIX + "fenced-at"  # when the Node rule alone fenced the node (the storm cap counts it)
 OUR_NODE_ANNOTATIONS = (
     CORDON_EVENT_TIME,
     CORDONED_BY,
@@ -36,6 +38,8 @@ OUR_NODE_ANNOTATIONS = (
     CORDON_INSTANCE_ID,
     TAINTED_AT,
     DETACH_PENDING,
+    FORCE_REQUESTED,
+    FENCED_AT,
 )
 
 POD_OPT_OUT = ANNOTATION_PREFIX + "skip-eviction"  # "true": never evict (reported on every drain)
@@ -56,6 +60,26 @@ FORCE_KINDS = frozenset(
         EventKind.TERMINATE_ON_HOST_MAINTENANCE,
     }
 )
+
+
+FORCE_REASONS = frozenset(k.value for k in FORCE_KINDS)
+MANUAL = "manual"
+
+
+def force_reason(reason: str, *, operator_force: bool) -> bool:
+    """Invariant 1a: whether a drain for ``reason`` may ever force (force-delete, out-of-service taint).
+
+    Only a forced kind of event (the VM is gone or going without a graceful shutdown of its pods) or
+    an operator's explicit ``force`` allows it; a graceful delete or an unforced manual drain never does.
+    Being allowed is never enough: the VM must also be verified off (:func:`fence_verdict`)."""
+    return reason in FORCE_REASONS or (reason == MANUAL and operator_force)
+
+
+def node_force_reason(node: Node) -> bool:
+    """Whether our cordon on ``node`` records a reason that allows force (see :func:`force_reason`)."""
+    return force_reason(
+        node.annotations.get(CORDON_REASON, ""), operator_force=node.annotations.get(FORCE_REQUESTED) == "true"
+    )
 
 
 class PodAction(StrEnum):
@@ -155,6 +179,16 @@ class DrainPlan:
     force_when_down: bool  # fenced force-cleanup of what is left once the VM is verified down
     instance_id: str | None = None
     out_of_service_taint: bool = False  # once verified down: the non-graceful shutdown taint before the force
+    operator_force: bool = False  # an operator asked for force (manual drains only)
+
+    def __post_init__(self) -> None:
+        # the one place every path (event, recovery, API, CLI) builds its plan: no reason, no force
+        if (self.force_when_down or self.out_of_service_taint) and not force_reason(
+            self.reason, operator_force=self.operator_force
+        ):
+            raise ValueError(f"a {self.reason!r} drain never forces: no force-delete, no out-of-service taint")
+        if self.out_of_service_taint and not self.force_when_down:
+            raise ValueError("the out-of-service taint is part of the fenced force-cleanup")
 
 
 def plan_for_event(
@@ -202,15 +236,20 @@ def verified_down(node: Node, *, event_time: datetime) -> bool:
     return ready.last_heartbeat is None or ready.last_heartbeat + HEARTBEAT_RESOLUTION <= event_time
 
 
-def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[str, str]:
+def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[str, str | None]:
     """The annotations a cordon writes. The first cordon of ours records what was there before us;
-    later events (or redeliveries) only update the reason, never the pre-existing state."""
-    update = {
+    later events only update the reason and the boot they are about (a redelivery changes nothing
+    recorded), never the pre-existing state."""
+    update: dict[str, str | None] = {
         CORDONED_BY: COMPONENT,
         CORDON_REASON: plan.reason,
         CORDON_EVENT_ID: plan.event_id,
         CORDON_EVENT_TIME: format_time(plan.event_time),
     }
+    if plan.operator_force or FORCE_REQUESTED in node.annotations:
+        update[FORCE_REQUESTED] = "true" if plan.operator_force else None
+    if node.annotations.get(CORDON_EVENT_ID) != plan.event_id:
+        update[CORDON_BOOT_ID] = node.boot_id  # the incarnation this event is about
     if node.annotations.get(CORDONED_BY) != COMPONENT:
         update |= {
             CORDONED_AT: format_time(now),
@@ -224,7 +263,8 @@ def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[st
 
 def cordon_needed(node: Node, plan: DrainPlan) -> bool:
     return not node.unschedulable or any(
-        node.annotations.get(k) != v for k, v in ((CORDONED_BY, COMPONENT), (CORDON_EVENT_ID, plan.event_id))
+        node.annotations.get(k) != v
+        for k, v in ((CORDONED_BY, COMPONENT), (CORDON_EVENT_ID, plan.event_id))  # an event id is one plan
     )
 
 
@@ -260,6 +300,82 @@ def node_down(node: Node, *, event_time: datetime) -> str | None:
     return f"Ready is Unknown, last heartbeat {heartbeat.isoformat() if heartbeat else 'never'} (before the event)"
 
 
+class VmAnswer(StrEnum):
+    """What Compute Engine said about the node's VM."""
+
+    ANSWERED = "answered"  # it described the VM, or said it does not exist (404 notFound)
+    PENDING = "pending"  # asked, no answer yet: the Node rule waits for it
+    UNAVAILABLE = "unavailable"  # it cannot answer (timeout, 5xx, 403) or the fence is switched off
+
+
+@dataclass(frozen=True, kw_only=True)
+class VmFacts:
+    answer: VmAnswer
+    vm: VmInstance | None = None  # when ANSWERED: None means the VM does not exist
+
+
+VM_UNAVAILABLE = VmFacts(answer=VmAnswer.UNAVAILABLE)
+VM_PENDING = VmFacts(answer=VmAnswer.PENDING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FenceVerdict:
+    down: bool
+    reason: str
+    signal: DownSignal | None = None
+    vetoed: bool = False  # the Node rule alone would say down, but Compute Engine says the VM is not off
+    node_rule_only: bool = False  # down by the Node rule while Compute Engine could not answer: storm-capped
+
+
+def fence_verdict(*, node: Node | None, vm: VmFacts, event_time: datetime, instance_id: str | None) -> FenceVerdict:
+    """Invariant 2: whether the event's VM is verified off. Compute Engine outranks the Node rule.
+
+    An answer decides: gone, replaced, TERMINATED or STOPPED are off; any other answer about that VM
+    (RUNNING, STOPPING, SUSPENDED, REPAIRING, ...) vetoes the Node rule. Only when Compute Engine
+    cannot answer does the Node rule decide (Ready Unknown, heartbeat before the event; a deleted
+    Node object too); while its answer is pending, the Node rule waits for it."""
+    node_says = "the Node object was deleted" if node is None else node_down(node, event_time=event_time)
+    if vm.answer is VmAnswer.ANSWERED:
+        off = vm_down(vm.vm, instance_id=instance_id)
+        if off:
+            return FenceVerdict(down=True, reason=off, signal=DownSignal.COMPUTE)
+        status = vm.vm.status if vm.vm is not None else "unknown"
+        return FenceVerdict(
+            down=False,
+            reason=f"Compute Engine says the VM is {status}, not off"
+            + (f" (it outranks the Node rule: {node_says})" if node_says else ""),
+            vetoed=bool(node_says),
+        )
+    if not node_says:
+        ready = node.ready.status if node is not None else "gone"
+        return FenceVerdict(down=False, reason=f"Ready is {ready}: not verified down yet")
+    if vm.answer is VmAnswer.PENDING:
+        return FenceVerdict(down=False, reason=f"{node_says}; waiting for Compute Engine's answer")
+    return FenceVerdict(down=True, reason=node_says, signal=DownSignal.NODE, node_rule_only=True)
+
+
+def storm_cap(nodes: int, *, share: float) -> int:
+    """How many nodes of a cluster of ``nodes`` the Node rule alone may fence within the window (at least 1)."""
+    return max(1, int(nodes * share))
+
+
+def fenced_by_node_rule(nodes: Iterable[Node], *, now: datetime, window: timedelta) -> list[tuple[datetime, str]]:
+    """(when, name) of the nodes the Node rule alone fenced within the window, oldest first: the
+    order every instance agrees on, so concurrent drains agree who is within the cap."""
+    fenced = []
+    for node in nodes:
+        at = parse_time(node.annotations.get(FENCED_AT))
+        if at is not None and now - window <= at <= now + window:
+            fenced.append((at, node.name))
+    return sorted(fenced)
+
+
+def within_storm_cap(fenced: Sequence[tuple[datetime, str]], *, name: str, cap: int) -> bool:
+    """Whether ``name`` (which has recorded its own FENCED_AT) is among the first ``cap`` fenced."""
+    names = [n for _, n in fenced]
+    return name in names[:cap]
+
+
 OUT_OF_SERVICE = Taint(key="node.kubernetes.io/out-of-service", value="nodeshutdown", effect="NoExecute")
 
 
@@ -293,18 +409,50 @@ def event_too_old(event_time: datetime, *, now: datetime, max_age: timedelta) ->
     return None
 
 
-def stale_event(node: Node, *, event_time: datetime, vm: VmInstance | None = None) -> str | None:
-    """Why the node has come back since the event (so the event must not touch it), or None.
+class Lateness(StrEnum):
+    STALE = "stale"  # a replay of an old event: harmless
+    EXPIRED = "expired"  # published in time, handled too late: deliveries failed, the event was lost
 
-    Back means: the Node object was created after the event, or its Ready condition turned True
-    after the event, or (when Compute Engine was asked) the instance started after the event."""
+
+def lateness(
+    event_time: datetime,
+    *,
+    now: datetime,
+    max_age: timedelta,
+    publish_time: datetime | None = None,
+    delivery_attempt: int | None = None,
+) -> tuple[Lateness, str] | None:
+    """Whether an event is too old to act on, and whether that is a replay (stale) or a loss (expired).
+
+    Expired: Pub/Sub counted failed deliveries (attempt > 1), or the message was published while the
+    event was young (the sink published it in time and its deliveries failed until it aged out, or a
+    subscription was sought back). A message published when the event was already old is a replay."""
+    too_old = event_too_old(event_time, now=now, max_age=max_age)
+    if too_old is None:
+        return None
+    failed = delivery_attempt is not None and delivery_attempt > 1
+    young_when_published = publish_time is not None and publish_time - event_time <= max_age
+    if failed or young_when_published:
+        how = f"delivery attempt {delivery_attempt}" if failed else "published while it was young"
+        return Lateness.EXPIRED, f"{too_old}; it was lost to failed deliveries ({how})"
+    return Lateness.STALE, too_old
+
+
+def stale_event(node: Node, *, event_id: str, event_time: datetime, vm: VmInstance | None = None) -> str | None:
+    """Invariant 4: why the node or VM is another incarnation than the event's, or None.
+
+    A new Node object (registered after the event), a new boot against the one recorded at our
+    cordon for this very event, or (when Compute Engine answered) an instance started after the
+    event. A Ready flap (API-server outage, kubelet restart, network blip) is not a new incarnation:
+    a redelivery of the event whose cordon we hold continues its drain."""
     if node.created_at is not None and node.created_at > event_time:
-        return f"the Node was registered at {node.created_at.isoformat()}, after the event"
-    ready = node.ready
-    if ready.status == "True" and ready.last_transition is not None and ready.last_transition > event_time:
-        return f"the node has been Ready since {ready.last_transition.isoformat()}, after the event"
-    if vm is not None and vm.status == "RUNNING" and vm.last_start is not None and vm.last_start > event_time:
-        return f"the instance was started at {vm.last_start.isoformat()}, after the event"
+        return f"the Node was registered at {format_time(node.created_at)}, after the event (a new Node)"
+    if cordoned_by_us(node) and node.annotations.get(CORDON_EVENT_ID) == event_id:
+        boot = node.annotations.get(CORDON_BOOT_ID, "")
+        if boot and node.boot_id and node.boot_id != boot:
+            return f"the node has booted again since our cordon for this event (boot {boot}, now {node.boot_id})"
+    if vm is not None and vm.last_start is not None and vm.last_start > event_time:
+        return f"the instance was started at {format_time(vm.last_start)}, after the event"
     return None
 
 
@@ -322,6 +470,7 @@ class RecoveryDecision:
     reason: str
     untaint: bool = False  # also remove our out-of-service taint (the node is back and nothing is left)
     held: bool = False  # WAIT although the node is back: our taint holds it (what an operator must hear of)
+    vetoed: bool = False  # the Node rule alone said down; Compute Engine says the VM is not off
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -405,20 +554,31 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
             action=lift.action, reason=f"{boot}{untaint}; {lift.reason}".rstrip("; "), untaint=taint_ours
         )
     held = "; out-of-service taint kept until the node is back" if taint_ours else ""
+    if not node_force_reason(node):
+        reason = node.annotations.get(CORDON_REASON) or "unknown"
+        return RecoveryDecision(
+            action=RecoveryAction.WAIT,
+            reason=f"cordoned for a {reason} drain, which never forces: waiting for the node to come back{held}",
+        )
     event_time = cordon_event_time(node)
-    if event_time is not None and verified_down(node, event_time=event_time):
-        return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down since the event{held}")
-    if facts.vm_known:
-        why = vm_down(facts.vm, instance_id=node.annotations.get(CORDON_INSTANCE_ID))
-        if why:
-            return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {why}{held}")
-    if node.ready.status == "True":
+    vm = VmFacts(answer=VmAnswer.ANSWERED, vm=facts.vm) if facts.vm_known else VM_UNAVAILABLE
+    if event_time is None and not facts.vm_known:
+        return RecoveryDecision(
+            action=RecoveryAction.WAIT, reason=f"no event time recorded and Compute Engine not asked{held}"
+        )
+    verdict = fence_verdict(
+        node=node,
+        vm=vm,
+        event_time=event_time or datetime.min.replace(tzinfo=UTC),  # the Node rule needs the event's time
+        instance_id=node.annotations.get(CORDON_INSTANCE_ID),
+    )
+    if verdict.down:
+        return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {verdict.reason}{held}")
+    if node.ready.status == "True" and not facts.vm_known:
         return RecoveryDecision(
             action=RecoveryAction.WAIT, reason=f"Ready, but still the same boot: not back yet{held}"
         )
-    return RecoveryDecision(
-        action=RecoveryAction.WAIT, reason=f"Ready is {node.ready.status}: not verified down yet{held}"
-    )
+    return RecoveryDecision(action=RecoveryAction.WAIT, reason=f"{verdict.reason}{held}", vetoed=verdict.vetoed)
 
 
 def same_for_lift(before: Node, after: Node) -> bool:

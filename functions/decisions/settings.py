@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from functions.decisions.cleanup_policy import CleanupPolicy
 from functions.decisions.logentry import EventKind
@@ -27,6 +28,8 @@ DEFAULT_API_TIMEOUT = 10.0
 DEFAULT_CONTAINER_API = "https://container.googleapis.com"
 DEFAULT_COMPUTE_API = "https://compute.googleapis.com"
 DEFAULT_MAX_EVENT_AGE = 7200.0
+DEFAULT_STORM_SHARE = 0.10  # of a cluster's nodes fenced by the Node rule alone within the window
+DEFAULT_STORM_WINDOW = 600.0
 DEFAULT_OUTCOME_TYPE_PREFIX = "io.gke-node-drainer"
 DEFAULT_CLEANUP_BUDGET = 300.0
 DEFAULT_CLEANUP_CONCURRENCY = 32
@@ -105,6 +108,8 @@ class Settings:
     compute_api: str = DEFAULT_COMPUTE_API
     out_of_service_taint: bool = True  # taint a node verified down before the force-cleanup
     max_event_age: float = DEFAULT_MAX_EVENT_AGE
+    storm_share: float = DEFAULT_STORM_SHARE
+    storm_window: float = DEFAULT_STORM_WINDOW
     logging_api: str | None = None  # another Logging API endpoint (tests, emulators)
     cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
     cleanup_budget: float = DEFAULT_CLEANUP_BUDGET
@@ -255,6 +260,17 @@ def _url(row: Setting, env: Mapping[str, str]) -> str | None:
     return value
 
 
+def _secure_url(row: Setting, env: Mapping[str, str]) -> str | None:
+    """An https:// URL; http:// only on loopback (local fakes): the token it receives is real."""
+    value = _url(row, env)
+    if value is None or value.startswith("https://"):
+        return value
+    host = urlsplit(value).hostname or ""
+    if host in {"localhost", "::1"} or host.startswith("127."):
+        return value
+    raise ConfigError(f"{row.env}={value!r} must be an https:// URL (http:// only on loopback, for local fakes)")
+
+
 def _names(row: Setting, env: Mapping[str, str]) -> frozenset[str]:
     """A comma-separated list; an empty value means an empty list (unset means the default)."""
     raw = env.get(row.env)
@@ -329,7 +345,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="DRAINER_CONTAINER_API_ENDPOINT",
         target="container_api",
-        read=_url,
+        read=_secure_url,
         default=DEFAULT_CONTAINER_API,
         help="Container API for endpoint discovery",
     ),
@@ -344,7 +360,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="DRAINER_COMPUTE_API_ENDPOINT",
         target="compute_api",
-        read=_url,
+        read=_secure_url,
         default=DEFAULT_COMPUTE_API,
         help="Compute Engine API for the fence",
     ),
@@ -364,6 +380,25 @@ SETTINGS: tuple[Setting, ...] = (
         low=60,
         high=MAX_TTL,
         help="an older event is acknowledged and audited `event.stale` without touching the node",
+    ),
+    Setting(
+        env="DRAINER_FENCE_STORM_SHARE",
+        target="storm_share",
+        read=_number,
+        default=DEFAULT_STORM_SHARE,
+        low=0,
+        high=1,
+        help="when Compute Engine cannot answer and the Node rule is the only signal, at most this share of a "
+        "cluster's nodes (at least 1) is fenced within the window; beyond it drains stay graceful (`fence.storm_held`)",
+    ),
+    Setting(
+        env="DRAINER_FENCE_STORM_WINDOW_SECONDS",
+        target="storm_window",
+        read=_number,
+        default=DEFAULT_STORM_WINDOW,
+        low=60,
+        high=86400,
+        help="the window of the storm cap",
     ),
     Setting(
         env="DRAINER_LOGGING_API_ENDPOINT",

@@ -9,6 +9,7 @@ left force-deleted (grace 0, UID precondition).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import threading
@@ -16,13 +17,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from functions.decisions import policy
 from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Budget, Node, Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
+from functions.decisions.times import format_time
 from functions.errors import DrainerError, PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
@@ -38,6 +40,13 @@ CORDON_ATTEMPTS = 5
 FENCE_POLL_START = 0.5  # Compute Engine is asked again with this backoff while the VM is still STOPPING
 FENCE_POLL_MAX = 3.0
 WATCHER_JOIN_MARGIN = 5.0  # s beyond one request's timeout that the end of a drain waits for its watchers
+
+
+class _Unset:
+    """The type of a fact not given (a Node may be None: deleted)."""
+
+
+_UNSET = _Unset()
 
 
 class NodeGone(DrainerError):
@@ -72,6 +81,7 @@ class PodReport:
     result: PodResult
     reason: str = ""
     pdb: str | None = None
+    finalizers: tuple[str, ...] = ()  # force-deleted, still held by these at the deadline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +128,11 @@ class DrainReport:
                 {"pod": p.pod, "pdb": p.pdb, "message": p.reason} for p in self.pods if p.result is PodResult.BLOCKED
             ],
             "remaining": [p.pod for p in self.pods if p.result in (PodResult.BLOCKED, PodResult.REMAINING)],
+            "held_by_finalizers": [
+                {"pod": p.pod, "finalizers": list(p.finalizers), "message": p.reason}
+                for p in self.pods
+                if p.finalizers and p.result is PodResult.REMAINING
+            ],
             "note": self.message,
         }
 
@@ -132,6 +147,7 @@ class _Tracked:
     transient: bool = False
     budget: str | None = None  # the key of the one PodDisruptionBudget that governs its eviction
     refusals: int = 0  # evictions of it refused (429) before one was accepted
+    finalizers: tuple[str, ...] = ()  # force-deleted, the API server keeps it for these
 
 
 def _evicted(item: _Tracked) -> bool:
@@ -155,6 +171,8 @@ class Drain:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     events: EventRecorder | None = None  # Kubernetes Events (best effort); never written in a dry run
+    storm_share: float = 0.10  # the Node rule alone fences at most this share of the cluster's nodes...
+    storm_window: float = 600.0  # ...within this many seconds
 
     def __post_init__(self) -> None:
         self._node: Node | None = None  # as cordoned: what the Events are about
@@ -165,6 +183,11 @@ class Drain:
         self._down_at: float | None = None
         self._down_reason = ""
         self._tainted = False
+        self._fence_node: Node | None = None  # the fence's facts: the Node as last seen...
+        self._fence_vm = policy.VM_PENDING if self.compute is not None else policy.VM_UNAVAILABLE  # ...and the VM
+        self._vetoed = False
+        self._storm_lock = threading.Lock()
+        self._storm_decided: bool | None = None
         self._finished = threading.Event()
         self._budgets: dict[str, Budget] = {}  # key -> as last seen by the budget watch
         self._budgets_watched = False
@@ -223,6 +246,7 @@ class Drain:
             try:
                 patched = self.kube.patch_node(
                     self.node_name,
+                    uid=node.uid,
                     resource_version=node.resource_version,
                     unschedulable=True,
                     annotations=policy.cordon_annotations(node, self.plan, now=self.wall()),
@@ -323,42 +347,41 @@ class Drain:
                     return
 
     def _watch_node(self, node: Node) -> None:
-        """The Node rule: wait (by watch) for the node-lifecycle controller to give up on the kubelet."""
+        """The Node rule's facts: watch the Node until the fence decides (see :meth:`_judge`)."""
         current: Node | None = node
         rv = node.resource_version
         while not self._finished.is_set() and self._remaining_time() > 0 and not self._down.is_set():
             try:
-                if current is None:  # the Node object was deleted: its kubelet is gone with it
-                    self._mark_down(policy.DownSignal.NODE, "the Node object was deleted")
-                    return
-                why = policy.node_down(current, event_time=self.plan.event_time)
-                if why:
-                    self._mark_down(policy.DownSignal.NODE, why)
+                self._judge(node=current)
+                if current is None or self._down.is_set():  # the Node object was deleted: nothing to watch
                     return
                 for _, seen in self.kube.watch_node(
                     self.node_name, resource_version=rv, timeout=self._remaining_time(), stop=self._watch_stop
                 ):
                     rv = seen.resource_version
-                    why = policy.node_down(seen, event_time=self.plan.event_time)
-                    if why:
-                        self._mark_down(policy.DownSignal.NODE, why)
+                    if seen.uid != node.uid:  # another Node under the same name: not the event's
+                        self._judge(node=None)
                         return
+                    self._judge(node=seen)
                     if self._finished.is_set() or self._down.is_set():
                         return
                 if self._finished.is_set():  # the stream was closed because the drain ended
                     return
-                current = self.kube.get_node(self.node_name)
+                fresh = self.kube.get_node(self.node_name)
+                current = fresh if fresh is not None and fresh.uid == node.uid else None
                 rv = current.resource_version if current else rv
             except TransientError:
                 if not self._sleep(0.5):
                     return
 
     def _watch_vm(self, node: Node) -> None:
-        """The Compute Engine fence: ask instances.get, with a short backoff while the VM is still
+        """Compute Engine's facts: ask instances.get, with a short backoff while the VM is still
         stopping, until it says the VM is off, gone or replaced. An error is never "down": it is
-        audited once and the Node rule goes on alone (403: stop asking; 5xx, timeouts: ask again)."""
+        audited once and, while Compute Engine cannot answer, the Node rule decides (403: stop
+        asking; 5xx, timeouts: ask again, and a later answer outranks the Node rule again)."""
         location = node.location
         if self.compute is None or location is None:
+            self._judge(vm=policy.VM_UNAVAILABLE)  # nothing to ask: the Node rule decides
             return
         project, zone, name = location
         delay = FENCE_POLL_START
@@ -376,16 +399,105 @@ class Drain:
                         error=str(exc),
                         status=exc.code,
                     )
+                self._judge(vm=policy.VM_UNAVAILABLE)
                 if isinstance(exc, ComputeDenied):
                     return
             else:
-                why = policy.vm_down(vm, instance_id=self.plan.instance_id)
-                if why:
-                    self._mark_down(policy.DownSignal.COMPUTE, why)
-                    return
-            if not self._sleep(delay):
+                self._judge(vm=policy.VmFacts(answer=policy.VmAnswer.ANSWERED, vm=vm))
+            if self._down.is_set() or not self._sleep(delay):
                 return
             delay = min(delay * 2, FENCE_POLL_MAX)
+
+    def _judge(self, *, node: Node | None | _Unset = _UNSET, vm: policy.VmFacts | None = None) -> None:
+        """Record a new fact (the Node as last seen, or Compute Engine's answer) and apply the fence:
+        Compute Engine outranks the Node rule; the Node rule alone is storm-capped."""
+        with self._lock:
+            if not isinstance(node, _Unset):
+                self._fence_node = node
+            if vm is not None:
+                self._fence_vm = vm
+            if self._down.is_set():
+                return
+            verdict = policy.fence_verdict(
+                node=self._fence_node,
+                vm=self._fence_vm,
+                event_time=self.plan.event_time,
+                instance_id=self.plan.instance_id,
+            )
+            veto = verdict.vetoed and not self._vetoed
+            self._vetoed = self._vetoed or verdict.vetoed
+        if veto:
+            vm_status = self._fence_vm.vm.status if self._fence_vm.vm is not None else None
+            self.audit.record(
+                Action.FENCE_VETOED,
+                f"{self.node_name}: {verdict.reason}; nothing is forced while the VM may run",
+                severity=Severity.WARNING,
+                vm_status=vm_status,
+                reason=verdict.reason,
+            )
+        if not verdict.down or verdict.signal is None:
+            return
+        if verdict.node_rule_only and not self._storm_allows():
+            return
+        self._mark_down(verdict.signal, verdict.reason)
+
+    def _storm_allows(self) -> bool:
+        """Storm protection: when only the Node rule says down, at most the cluster's cap of nodes is
+        fenced within the window. This node records when it was fenced (guarded by UID and
+        resourceVersion), then every instance reads the same list and agrees on who is within the
+        cap; a node beyond it takes its record back and its drain stays graceful."""
+        with self._storm_lock:
+            if self._storm_decided is not None:
+                return self._storm_decided
+            try:
+                allowed, fenced, cap = self._storm_check()
+            except DrainerError as exc:  # cannot count: do not force on the Node rule alone
+                allowed, fenced, cap = False, -1, 0
+                self.audit.record(
+                    Action.FENCE_STORM_HELD,
+                    f"could not count the nodes fenced in {self.kube.cluster.name} ({exc}): "
+                    f"{self.node_name} is not forced on the Node rule alone",
+                    severity=Severity.ERROR,
+                    error=str(exc),
+                    window_seconds=self.storm_window,
+                )
+                self._storm_decided = False
+                return False
+            self._storm_decided = allowed
+        if not allowed:
+            self.audit.record(
+                Action.FENCE_STORM_HELD,
+                f"{self.node_name} is Unknown but Compute Engine cannot answer, and {fenced} node(s) of "
+                f"{self.kube.cluster.name} were already fenced by the Node rule alone in the last "
+                f"{self.storm_window:g} s (cap {cap}): a zonal partition looks like this; the drain stays graceful",
+                severity=Severity.ERROR,
+                fenced=fenced,
+                cap=cap,
+                window_seconds=self.storm_window,
+            )
+        return allowed
+
+    def _storm_check(self) -> tuple[bool, int, int]:
+        """(allowed, nodes fenced in the window before this one, cap)."""
+        window = timedelta(seconds=self.storm_window)
+        nodes = self.kube.list_nodes()
+        cap = policy.storm_cap(len(nodes), share=self.storm_share)
+        now = self.wall()
+        before = [f for f in policy.fenced_by_node_rule(nodes, now=now, window=window) if f[1] != self.node_name]
+        if self.dry_run:
+            return len(before) < cap, len(before), cap
+        if len(before) >= cap:
+            return False, len(before), cap
+        mine = self.kube.get_node(self.node_name)
+        if mine is None or (self._node is not None and mine.uid != self._node.uid):
+            return False, len(before), cap
+        self.kube.patch_node(self.node_name, uid=mine.uid, annotations={policy.FENCED_AT: format_time(now)})
+        fenced = policy.fenced_by_node_rule(self.kube.list_nodes(), now=now, window=window)
+        if policy.within_storm_cap(fenced, name=self.node_name, cap=cap):
+            return True, len(before), cap
+        with contextlib.suppress(Conflict):  # taken back; a Node replaced meanwhile has none of it
+            self.kube.patch_node(self.node_name, uid=mine.uid, annotations={policy.FENCED_AT: None})
+        return False, len([f for f in fenced if f[1] != self.node_name]), cap
 
     def _mark_down(self, signal: policy.DownSignal, reason: str) -> None:
         with self._lock:
@@ -640,22 +752,30 @@ class Drain:
         def one(item: _Tracked) -> None:
             pod = item.decision.pod
             try:
-                deleted = self.kube.delete_pod(pod, grace_seconds=0, dry_run=self.dry_run)
+                held_by = self.kube.force_delete_pod(pod, dry_run=self.dry_run)
             except TransientError as exc:
                 item.transient, item.last_message = True, str(exc)
                 return
+            deleted = held_by is not None
+            if held_by:  # the API server keeps it until they are removed: not gone, whatever the delete said
+                item.transient, item.finalizers = False, held_by
+                item.last_message = f"held by finalizer{'s' if len(held_by) > 1 else ''} {', '.join(held_by)}"
             if deleted:
                 item.result = PodResult.WOULD_FORCE_DELETE if self.dry_run else PodResult.FORCE_DELETED
                 self._record_pod(
                     item,
                     Action.POD_FORCE_DELETED,
-                    f"{'would force-delete' if self.dry_run else 'force-deleted'} {pod.key}: node verified down",
+                    f"{'would force-delete' if self.dry_run else 'force-deleted'} {pod.key}: node verified down"
+                    + (f"; {item.last_message}: it stays until they are removed" if held_by else ""),
                     severity=Severity.NOTICE,
                     ready=node.ready.status,
                     last_heartbeat=node.ready.last_heartbeat,
                     event_time=self.plan.event_time,
                     dry_run=self.dry_run,
+                    finalizers=list(held_by or ()),
                 )
+            if held_by:
+                return  # gone when the pod watch sees it go; left at the deadline: reported remaining
             if not self.dry_run or not deleted:
                 with self._lock:
                     item.gone = True
@@ -679,19 +799,13 @@ class Drain:
 
     def _check_down_once(self, node: Node) -> None:
         """Dry run: the fence's answer now, without waiting."""
-        why = policy.node_down(node, event_time=self.plan.event_time)
-        if why:
-            self._mark_down(policy.DownSignal.NODE, why)
-            return
+        vm = policy.VM_UNAVAILABLE
         if self.compute is not None and node.location is not None:
             project, zone, name = node.location
-            try:
-                vm = self.compute.get_instance(project=project, zone=zone, name=name)
-            except ComputeError:
-                return
-            why = policy.vm_down(vm, instance_id=self.plan.instance_id)
-            if why:
-                self._mark_down(policy.DownSignal.COMPUTE, why)
+            with contextlib.suppress(ComputeError):
+                answer = self.compute.get_instance(project=project, zone=zone, name=name)
+                vm = policy.VmFacts(answer=policy.VmAnswer.ANSWERED, vm=answer)
+        self._judge(node=node, vm=vm)
 
     def _attached_volumes(self) -> list[str]:
         """The PVs still attached to the node (empty when they cannot be listed: never blocks)."""
@@ -718,6 +832,7 @@ class Drain:
             try:
                 self.kube.patch_node(
                     self.node_name,
+                    uid=current.uid,
                     resource_version=current.resource_version,
                     taints=policy.taints_with_out_of_service(current),
                     annotations=policy.taint_annotations(now=self.wall(), attached_volumes=attached),
@@ -864,7 +979,11 @@ class Drain:
                 result = PodResult.BLOCKED if blocked else PodResult.REMAINING
                 reports.append(
                     PodReport(
-                        pod=pod.key, result=result, reason=item.last_message or item.decision.reason, pdb=item.pdb
+                        pod=pod.key,
+                        result=result,
+                        reason=item.last_message or item.decision.reason,
+                        pdb=item.pdb,
+                        finalizers=item.finalizers,
                     )
                 )
         if self.dry_run:

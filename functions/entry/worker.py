@@ -52,13 +52,15 @@ def release_for_later(message: Any, seconds: int) -> None:
 def envelope(message: Any) -> dict[str, Any]:
     """A pulled message in the shape the CloudEvent handler takes (pure)."""
     publish_time = getattr(message, "publish_time", None)
+    attempt = getattr(message, "delivery_attempt", None)
     return {
         "message": {
             "data": base64.b64encode(bytes(message.data)).decode(),
             "attributes": dict(message.attributes),
             "messageId": message.message_id,
             "publishTime": publish_time.isoformat() if publish_time is not None else None,
-        }
+        },
+        **({"deliveryAttempt": attempt} if isinstance(attempt, int) and attempt > 0 else {}),
     }
 
 

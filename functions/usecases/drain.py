@@ -61,6 +61,8 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         concurrency=runtime.settings.eviction_concurrency,
         compute=runtime.compute,
         events=events,
+        storm_share=runtime.settings.storm_share,
+        storm_window=runtime.settings.storm_window,
     )
     try:
         report = drain.run()

@@ -11,6 +11,7 @@ from typing import Any
 from functions.decisions import envelope, logentry, policy
 from functions.decisions.actions import Action, Severity
 from functions.decisions.model import VmInstance
+from functions.decisions.times import parse_time
 from functions.engines.drain import DrainReport
 from functions.errors import DrainerError, MalformedEvent, TransientError
 from functions.gateways.audit import Audit
@@ -39,7 +40,7 @@ class NodeEvents:
         audit = self.runtime.audit.bind(trigger=trigger, delivery_id=delivery_id)
         try:
             message = envelope.unwrap(data)
-            parsed = logentry.parse_log_entry(logentry.log_entry_from_message(message))
+            parsed = logentry.parse_log_entry(logentry.log_entry_from_message(message), now=datetime.now(UTC))
         except MalformedEvent as exc:
             audit.record(
                 Action.EVENT_MALFORMED,
@@ -58,9 +59,21 @@ class NodeEvents:
                 insert_id=parsed.insert_id,
             )
             return None
-        return self.handle(parsed, audit=audit)
+        return self.handle(
+            parsed,
+            audit=audit,
+            publish_time=parse_time(message.publish_time),
+            delivery_attempt=message.delivery_attempt,
+        )
 
-    def handle(self, event: logentry.NodeEvent, *, audit: Audit) -> DrainReport | None:
+    def handle(
+        self,
+        event: logentry.NodeEvent,
+        *,
+        audit: Audit,
+        publish_time: datetime | None = None,
+        delivery_attempt: int | None = None,
+    ) -> DrainReport | None:
         audit = audit.bind(
             event_id=event.event_id,
             event_kind=event.kind.value,
@@ -79,11 +92,27 @@ class NodeEvents:
             event_time=event.event_time,
             event_age_seconds=round(age, 3),
         )
-        too_old = policy.event_too_old(
-            event.event_time, now=datetime.now(UTC), max_age=timedelta(seconds=self.settings.max_event_age)
+        late = policy.lateness(
+            event.event_time,
+            now=datetime.now(UTC),
+            max_age=timedelta(seconds=self.settings.max_event_age),
+            publish_time=publish_time,
+            delivery_attempt=delivery_attempt,
         )
-        if too_old:
-            audit.record(Action.EVENT_STALE, f"acknowledged without action: {too_old}", reason=too_old)
+        if late is not None:
+            kind, why = late
+            if kind is policy.Lateness.EXPIRED:
+                audit.record(
+                    Action.EVENT_EXPIRED,
+                    f"LOST: {why}; the node was not touched",
+                    severity=Severity.ERROR,
+                    reason=why,
+                    event_age_seconds=round(age, 3),
+                    delivery_attempt=delivery_attempt,
+                    publish_time=publish_time,
+                )
+            else:
+                audit.record(Action.EVENT_STALE, f"acknowledged without action: {why}", reason=why)
             return None
         try:
             target = self.resolve(project=event.project, zone=event.zone, instance=event.instance, audit=audit)
@@ -98,7 +127,9 @@ class NodeEvents:
             )
             node_audit.record(Action.EVENT_IGNORED, f"ignored: {reason}", reason=reason)
             return None
-        stale = policy.stale_event(target.node, event_time=event.event_time, vm=self._vm(target, node_audit))
+        stale = policy.stale_event(
+            target.node, event_id=event.event_id, event_time=event.event_time, vm=self._vm(target, node_audit)
+        )
         if stale:
             node_audit.record(
                 Action.EVENT_STALE,

@@ -199,6 +199,7 @@ class Operations:
             try:
                 lifted = client.patch_node(
                     node.name,
+                    uid=node.uid,
                     resource_version=node.resource_version,
                     unschedulable=False if uncordon else None,
                     annotations=policy.release_annotations(),

@@ -11,8 +11,10 @@ import pytest
 from functions.decisions.model import Node, ReadyCondition, Taint, VmInstance
 from functions.decisions.policy import (
     CORDON_BOOT_ID,
+    CORDON_EVENT_ID,
     CORDON_EVENT_TIME,
     CORDON_INSTANCE_ID,
+    CORDON_REASON,
     CORDONED_BY,
     DETACH_PENDING,
     GKE_INSTANCE_ID,
@@ -150,25 +152,37 @@ def test_taint_annotations_record_the_attached_volumes() -> None:
 # --- late events -------------------------------------------------------------------------------------------------
 
 
+THIS_EVENT = {CORDONED_BY: "gke-node-drainer", CORDON_EVENT_ID: "ev-1", CORDON_BOOT_ID: OLD_BOOT}
+
+
 @pytest.mark.parametrize(
     ("the_node", "the_vm", "stale"),
     [
         pytest.param(node(), None, False, id="ready-since-before"),
         pytest.param(node(ready="Unknown"), None, False, id="down"),
-        pytest.param(node(transition=EVENT_TIME + timedelta(minutes=2)), None, True, id="ready-since-after"),
+        # a Ready flap (an API-server outage, a kubelet restart) is not a new incarnation
+        pytest.param(node(transition=EVENT_TIME + timedelta(minutes=2)), None, False, id="ready-flap-after"),
         pytest.param(
             node(ready="False", transition=EVENT_TIME + timedelta(minutes=2)), None, False, id="not-ready-since-after"
         ),
         pytest.param(node(created=EVENT_TIME + timedelta(minutes=1)), None, True, id="registered-after"),
+        pytest.param(node(annotations=THIS_EVENT), None, False, id="our-cordon-same-boot"),
+        pytest.param(node(annotations=THIS_EVENT, boot=NEW_BOOT), None, True, id="our-cordon-new-boot"),
+        pytest.param(
+            node(annotations={**THIS_EVENT, CORDON_EVENT_ID: "ev-0"}, boot=NEW_BOOT),
+            None,
+            False,
+            id="other-events-cordon-new-boot",
+        ),
         pytest.param(node(), vm(started=EVENT_TIME + timedelta(minutes=1)), True, id="vm-started-after"),
         pytest.param(
-            node(), vm("STOPPING", started=EVENT_TIME + timedelta(minutes=1)), False, id="vm-started-after-but-stopping"
+            node(), vm("STOPPING", started=EVENT_TIME + timedelta(minutes=1)), True, id="vm-started-after-now-stopping"
         ),
         pytest.param(node(), vm(started=EVENT_TIME - timedelta(minutes=1)), False, id="vm-started-before"),
     ],
 )
 def test_stale_event(the_node: Node, the_vm: VmInstance | None, stale: bool) -> None:
-    assert (stale_event(the_node, event_time=EVENT_TIME, vm=the_vm) is not None) is stale
+    assert (stale_event(the_node, event_id="ev-1", event_time=EVENT_TIME, vm=the_vm) is not None) is stale
 
 
 def test_event_too_old() -> None:
@@ -179,8 +193,11 @@ def test_event_too_old() -> None:
 
 # --- recovery of a tainted node ----------------------------------------------------------------------------------
 
+EVENT_ID = "systemevent-1759392840201-6400a1b2c3d4e-5f6a7b8c-9d0e1f2a"
 OURS = {
     CORDONED_BY: "gke-node-drainer",
+    CORDON_REASON: "preempted",
+    CORDON_EVENT_ID: EVENT_ID,
     CORDON_BOOT_ID: OLD_BOOT,
     CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
     CORDON_INSTANCE_ID: INSTANCE_ID,

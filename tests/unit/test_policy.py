@@ -19,7 +19,9 @@ from functions.decisions.policy import (
     CORDONED_AT,
     CORDONED_BY,
     DETACH_PENDING,
+    FENCED_AT,
     FORCE_KINDS,
+    FORCE_REQUESTED,
     GKE_INSTANCE_ID,
     OUR_NODE_ANNOTATIONS,
     POD_OPT_OUT,
@@ -118,7 +120,7 @@ def make_plan(
         event_id=event_id,
         event_time=EVENT_TIME,
         timeout=timedelta(seconds=120),
-        force_when_down=True,
+        force_when_down=kind in FORCE_KINDS,
         instance_id=instance_id,
     )
 
@@ -492,7 +494,8 @@ def test_first_cordon_of_schedulable_node() -> None:
         WAS_UNSCHEDULABLE: "false",
         CORDON_INSTANCE_ID: INSTANCE_ID,
     }
-    assert set(update) == set(OUR_NODE_ANNOTATIONS) - {TAINTED_AT, DETACH_PENDING}  # those come with the taint
+    # the taint's come with the taint, the operator's force with a forced manual drain, fenced-at with the storm cap
+    assert set(update) == set(OUR_NODE_ANNOTATIONS) - {TAINTED_AT, DETACH_PENDING, FORCE_REQUESTED, FENCED_AT}
 
 
 def test_first_cordon_of_node_cordoned_by_someone_else() -> None:
@@ -551,6 +554,7 @@ def test_recordon_by_us_keeps_first_cordon_fields() -> None:
         CORDON_REASON: "delete",
         CORDON_EVENT_ID: OTHER_EVENT_ID,
         CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
+        CORDON_BOOT_ID: "new-boot-id",  # a new event is about the incarnation running now
     }
 
 

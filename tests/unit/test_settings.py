@@ -630,6 +630,8 @@ def test_summary_has_no_secrets() -> None:
         "compute_api": "https://compute.googleapis.com",
         "out_of_service_taint": True,
         "max_event_age": 7200.0,
+        "storm_share": 0.1,
+        "storm_window": 600.0,
         "logging_api": None,
         "cleanup": {
             "ttl_succeeded": 3600.0,

@@ -29,6 +29,7 @@ from functions.decisions.names import FIELD_MANAGER
 from functions.decisions.settings import DEFAULT_CONTAINER_API, ClusterConfig
 from functions.gateways.kube.connection import connect
 from functions.gateways.kube.errors import (
+    ApiRejected,
     ApiStatus,
     ApiUnavailable,
     Conflict,
@@ -186,15 +187,20 @@ class ClusterClient:
         self,
         name: str,
         *,
-        resource_version: str,
+        uid: str,
+        resource_version: str | None = None,
         unschedulable: bool | None = None,
         annotations: Mapping[str, str | None] | None = None,
         taints: list[dict[str, object]] | None = None,
         dry_run: bool = False,
     ) -> Node:
-        """JSON merge patch guarded by resourceVersion: raises Conflict when the node changed (so a
-        new ``taints`` list, which replaces the whole list, never loses a taint added meanwhile)."""
-        patch: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
+        """JSON merge patch pinned to the Node's ``uid`` (a Node deleted and registered again under
+        the same name never receives a write meant for its predecessor: Conflict) and, when given,
+        guarded by ``resource_version``: raises Conflict when the node changed (so a new ``taints``
+        list, which replaces the whole list, never loses a taint added meanwhile)."""
+        patch: dict[str, Any] = {"metadata": {"uid": uid}}
+        if resource_version is not None:
+            patch["metadata"]["resourceVersion"] = resource_version
         if annotations:
             patch["metadata"]["annotations"] = dict(annotations)
         spec: dict[str, Any] = {}
@@ -205,15 +211,23 @@ class ClusterClient:
         if spec:
             patch["spec"] = spec
         query = {**self._dry(dry_run), "fieldManager": FIELD_MANAGER}
-        return Node.from_json(
-            self._json(
+        request = f"PATCH /api/v1/nodes/{_seg(name)}"
+        try:
+            body = self._json(
                 "PATCH",
                 f"/api/v1/nodes/{_seg(name)}",
                 body=patch,
                 content_type="application/merge-patch+json",
                 query=query,
             )
-        )
+        except ApiRejected as exc:
+            if any(c.field == "metadata.uid" for c in exc.status.causes):  # "field is immutable": another Node
+                raise Conflict(
+                    ApiStatus(code=409, reason="Conflict", message=f"node {name} is no longer the Node {uid}"),
+                    request=request,
+                ) from None
+            raise
+        return Node.from_json(body)
 
     def list_volume_attachments(self, *, node: str) -> list[VolumeAttachment]:
         """The VolumeAttachments that point at ``node`` (filtered here: no field selector exists)."""
@@ -383,6 +397,14 @@ class ClusterClient:
         )
         return [Job.from_json(item) for item in body.get("items") or []], _continue(body)
 
+    def find_job(self, *, namespace: str, name: str) -> Job | None:
+        """The Job of that name as it is now, or None (read with the list verb the cleanup has)."""
+        body = self._json(
+            "GET", _scoped("/apis/batch/v1", namespace, "jobs"), query={"fieldSelector": f"metadata.name={name}"}
+        )
+        found = [Job.from_json(item) for item in body.get("items") or []]
+        return found[0] if found else None
+
     def delete_job(self, job: Job, *, dry_run: bool = False) -> bool:
         """Delete with its pods (Background propagation) and a UID precondition; False when already gone."""
         options: dict[str, Any] = {"propagationPolicy": "Background", "preconditions": {"uid": job.uid}}
@@ -412,6 +434,27 @@ class ClusterClient:
                     return False  # gone, or being deleted by someone else: not ours to count
                 current = fresh
         return self._delete(path, {"preconditions": {"uid": pod.uid}, **extra})
+
+    def force_delete_pod(self, pod: Pod, *, dry_run: bool = False) -> tuple[str, ...] | None:
+        """Delete at once (grace 0) with a UID precondition. None when that pod was already gone;
+        else the finalizers that still hold it, as the API server answered: a pod with finalizers
+        stays (deletionTimestamp set) until they are removed. Empty: it is gone."""
+        path = f"/api/v1/namespaces/{_seg(pod.namespace)}/pods/{_seg(pod.name)}"
+        options: dict[str, Any] = {"gracePeriodSeconds": 0, "preconditions": {"uid": pod.uid}}
+        if dry_run:
+            options["dryRun"] = ["All"]
+        response = self._request("DELETE", path, body=options)
+        if response.status in (404, 409):
+            return None
+        if not 200 <= response.status < 300:
+            raise error_for(response.status, response.data, request=f"DELETE {path}")
+        try:
+            left = json.loads(response.data or b"{}")
+        except (ValueError, RecursionError):
+            return pod.finalizers  # no answer to read: those it had when it was listed
+        if not isinstance(left, dict) or left.get("kind") != "Pod":
+            return ()  # a Status: deleted
+        return tuple(str(f) for f in (left.get("metadata") or {}).get("finalizers") or [])
 
     def _delete(self, path: str, options: Mapping[str, Any], *, raise_conflict: bool = False) -> bool:
         """A DELETE whose answer body is not needed: True when accepted, False when already gone
