@@ -1,9 +1,16 @@
 """Classify a Compute Engine audit-log entry (the LogEntry a log sink publishes) as a node event.
 
-Pure parsing: no I/O, no clock. :func:`log_entry_from_message` reads the LogEntry out of a Pub/Sub
-message (see :mod:`functions.decisions.envelope`), then :func:`parse_log_entry` returns a
-:class:`NodeEvent` to act on, an :class:`IgnoredEvent` to acknowledge and audit, or raises
+Pure parsing: no I/O, and the clock is passed in (``now``). :func:`log_entry_from_message` reads the
+LogEntry out of a Pub/Sub message (see :mod:`functions.decisions.envelope`), then :func:`parse_log_entry`
+returns a :class:`NodeEvent` to act on, an :class:`IgnoredEvent` to acknowledge and audit, or raises
 :class:`~functions.errors.MalformedEvent` (acknowledge, audit, never retry).
+
+Only genuine Compute Engine audit entries act, and only they are even classified as ignored: the entry
+must be in a Cloud Audit Logs ``activity`` or ``system_event`` log (of a project, folder or organization),
+with an AuditLog payload whose serviceName is ``compute.googleapis.com``, about a ``gce_instance``, and not
+stamped more than :data:`FUTURE_TOLERANCE` ahead of ``now``. Anyone with ``logging.logEntries.create`` can
+write a look-alike entry to another log; Cloud Logging alone writes the audit logs. The log sink's filter
+(``terraform/sink-filter.tftpl``) requires the same, so this is the second check.
 
 Example entries: ``tests/fixtures/logentry-preempted.json`` (a Spot preemption, a system event) and
 ``tests/fixtures/logentry-mig-delete-first.json`` (the first entry of a MIG-issued delete).
@@ -16,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +37,22 @@ from functions.decisions.times import parse_rfc3339
 from functions.errors import MalformedEvent
 
 GCE_INSTANCE = "gce_instance"
+COMPUTE_SERVICE = "compute.googleapis.com"
+AUDIT_LOG_TYPE = "type.googleapis.com/google.cloud.audit.AuditLog"
+
+AUDIT_LOG_NAME = re.compile(
+    r"^(projects|folders|organizations)/[^/]+/logs/cloudaudit[.]googleapis[.]com%2F(activity|system_event)$"
+)
+"""The logName of a Cloud Audit Logs Admin Activity or System Event entry, as Cloud Logging writes it: the
+LOG_ID URL-encoded (``%2F``, never a bare ``/``), in a project, or a folder or organization for aggregated
+sinks. The same regular expression (RE2 and Python agree on it) is the sink filter's logName restriction."""
+_AUDIT_LOG_NAME_FORM = (
+    "projects/PROJECT/logs/cloudaudit.googleapis.com%2Factivity or %2Fsystem_event "
+    "(or of folders/FOLDER or organizations/ORGANIZATION)"
+)
+
+FUTURE_TOLERANCE = timedelta(seconds=60)
+"""How far ahead of ``now`` an entry's timestamp may be (clock skew); beyond it the entry is malformed."""
 
 
 class EventKind(StrEnum):
@@ -160,31 +183,29 @@ def _delete_failure(entry: Mapping[str, Any], payload: Mapping[str, Any]) -> str
     return f"the delete request failed ({', '.join(details)}: {message}); the instance was not deleted"
 
 
-def parse_log_entry(entry: Mapping[str, Any]) -> NodeEvent | IgnoredEvent:
+def parse_log_entry(entry: Mapping[str, Any], *, now: datetime) -> NodeEvent | IgnoredEvent:
     """Classify one Compute Engine audit-log entry (the JSON LogEntry a log sink publishes).
 
     Returns a :class:`NodeEvent` for an event that drains a node, an :class:`IgnoredEvent` for a well-formed
-    entry we deliberately do not act on, and raises :class:`MalformedEvent` for an entry that cannot be parsed.
-    The fields only a NodeEvent needs (resourceName, timestamp, project, zone) are required only for entries
-    that are acted on; an ignored entry reports what it can.
+    entry we deliberately do not act on, and raises :class:`MalformedEvent` for an entry that cannot be parsed
+    or is not a genuine Compute Engine audit entry (see the module docstring; checked before anything else,
+    so a look-alike is never even ignored). A timestamp more than :data:`FUTURE_TOLERANCE` after ``now``
+    (timezone-aware) is malformed. The fields only a NodeEvent needs (resourceName, timestamp, project, zone)
+    are required only for entries that are acted on; an ignored entry reports what it can.
     """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     if not isinstance(entry, Mapping):
         raise MalformedEvent(f"LogEntry is not a JSON object: got {_type_name(entry)}")
-    payload = _child(entry, "protoPayload")
-    if payload is None:
-        raise MalformedEvent("LogEntry has no protoPayload (expected a Cloud Audit Log entry with an AuditLog payload)")
+    payload = _genuine_payload(entry)
     method = _text(payload, "methodName")
     if method is None:
         raise MalformedEvent("LogEntry has no protoPayload.methodName")
     resource = _child(entry, "resource")
-    resource_type = resource.get("type") if resource is not None else None
-    if resource_type is None:
-        raise MalformedEvent(f"LogEntry has no resource.type (expected {GCE_INSTANCE!r})")
-    if resource_type != GCE_INSTANCE:
-        raise MalformedEvent(f"LogEntry resource.type is {resource_type!r}, expected {GCE_INSTANCE!r}")
     insert_id = _text(entry, "insertId")
     if insert_id is None:
         raise MalformedEvent("LogEntry has no insertId")
+    event_time = _event_time(entry, now=now)
 
     operation = _child(entry, "operation")
     kind = SYSTEM_EVENT_METHODS.get(method)
@@ -225,15 +246,8 @@ def parse_log_entry(entry: Mapping[str, Any]) -> NodeEvent | IgnoredEvent:
             f"LogEntry protoPayload.resourceName {resource_name!r} is not of the form {_RESOURCE_NAME_FORM}"
         )
 
-    timestamp = entry.get("timestamp")
-    if timestamp is None:
+    if event_time is None:
         raise MalformedEvent("LogEntry has no timestamp (expected RFC 3339, e.g. 2026-10-02T08:14:07.512331Z)")
-    if not isinstance(timestamp, str):
-        raise MalformedEvent(f"LogEntry timestamp is {_described(timestamp)}, expected an RFC 3339 string")
-    try:
-        event_time = parse_rfc3339(timestamp)
-    except ValueError as exc:
-        raise MalformedEvent(f"LogEntry timestamp is invalid: {exc}") from exc
 
     labels = _child(resource, "labels")
     project = _text(labels, "project_id")
@@ -265,6 +279,63 @@ def parse_log_entry(entry: Mapping[str, Any]) -> NodeEvent | IgnoredEvent:
         principal=_text(_child(payload, "authenticationInfo"), "principalEmail"),
         method=method,
     )
+
+
+def _shown(value: Any) -> str:
+    """A field's value for a message: a string quoted and cut short, anything else by its JSON type."""
+    return repr(value[:200]) if isinstance(value, str) else _described(value)
+
+
+def _genuine_payload(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The AuditLog payload of a genuine Compute Engine audit entry; MalformedEvent says what is not genuine."""
+    log_name = entry.get("logName")
+    if log_name is None:
+        raise MalformedEvent(f"LogEntry has no logName (expected {_AUDIT_LOG_NAME_FORM})")
+    if not isinstance(log_name, str) or not AUDIT_LOG_NAME.fullmatch(log_name):
+        raise MalformedEvent(
+            f"LogEntry logName is {_shown(log_name)}, expected {_AUDIT_LOG_NAME_FORM}: "
+            "only Compute Engine's own audit entries act, and any identity with logging.logEntries.create "
+            "can write look-alikes to other logs"
+        )
+    payload = _child(entry, "protoPayload")
+    if payload is None:
+        raise MalformedEvent("LogEntry has no protoPayload (expected a Cloud Audit Log entry with an AuditLog payload)")
+    payload_type = payload.get("@type")
+    if payload_type != AUDIT_LOG_TYPE:
+        found = "no protoPayload.@type" if payload_type is None else f"protoPayload.@type {_shown(payload_type)}"
+        raise MalformedEvent(f"LogEntry has {found}, expected {AUDIT_LOG_TYPE!r}")
+    service = payload.get("serviceName")
+    if service != COMPUTE_SERVICE:
+        found = "no protoPayload.serviceName" if service is None else f"protoPayload.serviceName {_shown(service)}"
+        raise MalformedEvent(f"LogEntry has {found}, expected {COMPUTE_SERVICE!r} (a Compute Engine audit entry)")
+    resource = _child(entry, "resource")
+    resource_type = resource.get("type") if resource is not None else None
+    if resource_type is None:
+        raise MalformedEvent(f"LogEntry has no resource.type (expected {GCE_INSTANCE!r})")
+    if resource_type != GCE_INSTANCE:
+        raise MalformedEvent(f"LogEntry resource.type is {_shown(resource_type)}, expected {GCE_INSTANCE!r}")
+    return payload
+
+
+def _event_time(entry: Mapping[str, Any], *, now: datetime) -> datetime | None:
+    """The entry's timestamp (None when absent); MalformedEvent when invalid or too far in the future."""
+    timestamp = entry.get("timestamp")
+    if timestamp is None:
+        return None
+    if not isinstance(timestamp, str):
+        raise MalformedEvent(f"LogEntry timestamp is {_described(timestamp)}, expected an RFC 3339 string")
+    try:
+        event_time = parse_rfc3339(timestamp)
+    except ValueError as exc:
+        raise MalformedEvent(f"LogEntry timestamp is invalid: {exc}") from exc
+    if event_time > now + FUTURE_TOLERANCE:
+        ahead = event_time - now
+        raise MalformedEvent(
+            f"LogEntry timestamp {timestamp[:40]!r} is {ahead} ahead of now ({now.isoformat()}), more than the "
+            f"{FUTURE_TOLERANCE.total_seconds():g} s of clock skew allowed: Cloud Logging does not write entries "
+            "of the future, so it is not acted on (nor stored)"
+        )
+    return event_time
 
 
 def _check_name(what: str, value: str, rule: re.Pattern[str]) -> None:

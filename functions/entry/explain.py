@@ -192,7 +192,7 @@ def explain_value(value: Any, *, config: ExplainSettings, env: Mapping[str, str]
     shape = _shape(value)
     try:
         entry, message = _log_entry(value, shape)
-        parsed = logentry.parse_log_entry(entry)
+        parsed = logentry.parse_log_entry(entry, now=now)
     except MalformedEvent as exc:
         return Explanation(
             verdict=Verdict.MALFORMED,

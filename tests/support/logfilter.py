@@ -2,6 +2,8 @@
 
 It checks, offline, which LogEntries a log sink (or a log-based metric) would select. Supported:
 
+- field paths of dot-separated names, where a name with special characters is double-quoted
+  (``protoPayload."@type"``, ``labels."compute.googleapis.com/resource_name"``);
 - comparisons ``FIELD OP VALUE`` with ``=``, ``!=``, ``:`` (has: case-insensitive substring), ``=~`` and
   ``!~`` (regular expressions, case-sensitive, unanchored), ``<``, ``<=``, ``>``, ``>=``; ``FIELD:*`` (exists);
 - values: quoted strings, bare words (``true``, ``ERROR``, ``0``) and value lists ``FIELD=("a" OR "b")``;
@@ -85,9 +87,9 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 ValueTest = Callable[[Any], bool]
 
 
-def _lookup(entry: Mapping[str, Any], path: str) -> Any:
+def _lookup(entry: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = entry
-    for part in path.split("."):
+    for part in path:
         if not isinstance(value, Mapping) or part not in value:
             return _MISSING
         value = value[part]
@@ -181,6 +183,7 @@ def _ordered(op: str, wanted: float, convert: Callable[[Any], float | None]) -> 
 
 class _Parser:
     def __init__(self, text: str) -> None:
+        self.text = text
         self.tokens = _tokens(text)
         self.index = 0
 
@@ -247,7 +250,8 @@ class _Parser:
             return inner
         if token.kind != "word" or token.text.startswith("-"):
             raise FilterSyntaxError(f"expected a field name at offset {token.position}, got {token.text!r}")
-        field = token.text
+        path = self.field_path(token)
+        field = ".".join(path)
         op_token = self.peek()
         if op_token is None or op_token.kind != "op":
             raise FilterSyntaxError(f"global restriction {field!r} at offset {token.position} is not supported")
@@ -255,11 +259,49 @@ class _Parser:
         value_token = self.peek()
         if op == ":" and value_token is not None and value_token.kind == "word" and value_token.text == "*":
             self.take()
-            return lambda entry: _lookup(entry, field) is not _MISSING
+            return lambda entry: _lookup(entry, path) is not _MISSING
         test = self.value(field, op)
-        if field == "severity":
-            return lambda entry: test(_lookup(entry, field))
-        return lambda entry: (value := _lookup(entry, field)) is not _MISSING and test(value)
+        if path == ("severity",):
+            return lambda entry: test(_lookup(entry, path))
+        return lambda entry: (value := _lookup(entry, path)) is not _MISSING and test(value)
+
+    def field_path(self, first: _Token) -> tuple[str, ...]:
+        """The names of a field path that starts with the word ``first``: ``a.b``, ``a."b.c"``, ``a."@b".c``.
+
+        A quoted name follows a dot with nothing between them, and a further ``.name`` follows its closing quote.
+        """
+        parts: list[str] = []
+        token = first
+        end = first.position + len(first.text)
+        text = first.text
+        while True:
+            names = text.split(".")
+            quoted_next = names[-1] == ""
+            if quoted_next:
+                names.pop()
+            if "" in names:
+                raise FilterSyntaxError(f"empty name in the field path at offset {token.position}")
+            parts += names
+            if not quoted_next:
+                return tuple(parts)
+            quoted = self.peek()
+            if quoted is None or quoted.kind != "string" or quoted.position != end:
+                raise FilterSyntaxError(f"field path ends with a dot at offset {token.position}")
+            self.take()
+            parts.append(quoted.text)
+            end = quoted.position + len(self._raw(quoted))
+            after = self.peek()
+            if after is None or after.kind != "word" or after.position != end or not after.text.startswith("."):
+                return tuple(parts)
+            token = self.take()
+            text = token.text[1:]
+            end = token.position + len(token.text)
+
+    def _raw(self, token: _Token) -> str:
+        """The source text of a string token (its quotes and escapes included)."""
+        match = _TOKEN.match(self.text, token.position)
+        assert match is not None
+        return match.group()
 
     def value(self, field: str, op: str) -> ValueTest:
         token = self.take()

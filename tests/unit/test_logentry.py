@@ -43,6 +43,9 @@ MIG_OPERATION_ID = "operation-1759397411090-64011d2e3f4a5-6b7c8d9e-0f1a2b3c"
 MIG_PRINCIPAL = "481516234200@cloudservices.gserviceaccount.com"
 MIG_TIME = datetime(2026, 10, 2, 9, 30, 11, 104000, tzinfo=UTC)
 
+NOW = datetime(2026, 10, 2, 12, 0, tzinfo=UTC)
+"""The parser's clock in these tests: a little after every fixture's timestamp."""
+
 # The headers of fixtures/cloudevent-pubsub-binary.http (its body is fixtures/cloudevent-pubsub-binary.json).
 CLOUDEVENT_HEADERS = {
     "Content-Type": "application/json",
@@ -131,7 +134,7 @@ def expect_ignored(result: NodeEvent | IgnoredEvent) -> IgnoredEvent:
 
 
 def test_preempted_fixture_is_a_full_node_event() -> None:
-    event = expect_event(parse_log_entry(preempted_entry()))
+    event = expect_event(parse_log_entry(preempted_entry(), now=NOW))
 
     assert event == EXPECTED_PREEMPTED
     assert event.instance == "gke-payments-spot-pool-3f1c2a9e-x7k2"
@@ -146,7 +149,7 @@ def test_mig_delete_fixture_uses_the_project_id_label_not_the_project_number() -
     entry = mig_delete_entry()
     assert entry["protoPayload"]["resourceName"].startswith("projects/481516234200/")
 
-    event = expect_event(parse_log_entry(entry))
+    event = expect_event(parse_log_entry(entry, now=NOW))
 
     assert event == EXPECTED_MIG_DELETE
     assert event.project == "acme-prod"
@@ -174,7 +177,7 @@ SYSTEM_EVENTS = [
 
 @pytest.mark.parametrize(("method", "prefix", "kind"), SYSTEM_EVENTS)
 def test_system_events_map_to_their_kind(method: str, prefix: str, kind: EventKind) -> None:
-    event = expect_event(parse_log_entry(system_event_entry(method, prefix)))
+    event = expect_event(parse_log_entry(system_event_entry(method, prefix), now=NOW))
 
     operation_id = prefix + SPOT_OPERATION_ID.removeprefix("systemevent-")
     assert event == dataclasses.replace(EXPECTED_PREEMPTED, kind=kind, method=method, operation_id=operation_id)
@@ -185,7 +188,7 @@ def test_system_events_map_to_their_kind(method: str, prefix: str, kind: EventKi
 def test_system_events_with_empty_authentication_info_have_no_principal(
     method: str, prefix: str, kind: EventKind
 ) -> None:
-    event = expect_event(parse_log_entry(system_event_entry(method, prefix, empty_auth=True)))
+    event = expect_event(parse_log_entry(system_event_entry(method, prefix, empty_auth=True), now=NOW))
 
     assert event.kind is kind
     assert event.principal is None
@@ -210,7 +213,7 @@ def delete_with_method(method: str) -> dict[str, Any]:
 def test_first_entry_of_a_delete_is_a_delete_event(method: str) -> None:
     entry = delete_with_method(method)
 
-    event = expect_event(parse_log_entry(entry))
+    event = expect_event(parse_log_entry(entry, now=NOW))
 
     assert event == dataclasses.replace(EXPECTED_MIG_DELETE, method=method)
 
@@ -261,7 +264,7 @@ def _not_first_entries() -> list[Any]:
 
 @pytest.mark.parametrize("entry", _not_first_entries())
 def test_delete_entries_other_than_the_first_are_ignored(entry: dict[str, Any]) -> None:
-    ignored = expect_ignored(parse_log_entry(entry))
+    ignored = expect_ignored(parse_log_entry(entry, now=NOW))
 
     assert ignored == IgnoredEvent(
         reason=NOT_FIRST,
@@ -311,7 +314,7 @@ def test_failed_delete_is_ignored_with_the_failure_in_the_reason(
 ) -> None:
     entry = failed_delete(severity, status)
 
-    ignored = expect_ignored(parse_log_entry(entry))
+    ignored = expect_ignored(parse_log_entry(entry, now=NOW))
 
     for part in expected_parts:
         assert part in ignored.reason
@@ -337,7 +340,7 @@ def delete_with_status(status: dict[str, Any]) -> dict[str, Any]:
 def test_successful_status_on_a_delete_is_acted_on(status: dict[str, Any]) -> None:
     entry = delete_with_status(status)
 
-    assert parse_log_entry(entry) == EXPECTED_MIG_DELETE
+    assert parse_log_entry(entry, now=NOW) == EXPECTED_MIG_DELETE
 
 
 def system_event_with_error(method: str, prefix: str) -> dict[str, Any]:
@@ -351,7 +354,7 @@ def system_event_with_error(method: str, prefix: str) -> dict[str, Any]:
 def test_system_events_are_acted_on_despite_error_severity_or_status(method: str, prefix: str, kind: EventKind) -> None:
     entry = system_event_with_error(method, prefix)
 
-    event = expect_event(parse_log_entry(entry))
+    event = expect_event(parse_log_entry(entry, now=NOW))
 
     assert event.kind is kind
     assert event.instance == SPOT_INSTANCE
@@ -367,7 +370,7 @@ def live_migration_entry() -> dict[str, Any]:
 def test_live_migration_is_ignored() -> None:
     entry = live_migration_entry()
 
-    ignored = expect_ignored(parse_log_entry(entry))
+    ignored = expect_ignored(parse_log_entry(entry, now=NOW))
 
     assert "live migration" in ignored.reason
     assert "keeps running" in ignored.reason
@@ -396,7 +399,7 @@ OTHER_METHODS = [
 def test_other_methods_are_ignored(method: str) -> None:
     entry = delete_with_method(method)
 
-    ignored = expect_ignored(parse_log_entry(entry))
+    ignored = expect_ignored(parse_log_entry(entry, now=NOW))
 
     assert ignored == IgnoredEvent(
         reason=f"method {method} is not an event that drains a node",
@@ -420,7 +423,7 @@ def list_entry() -> dict[str, Any]:
 def test_ignored_entry_reports_what_it_can_without_requiring_node_fields() -> None:
     entry = list_entry()
 
-    ignored = expect_ignored(parse_log_entry(entry))
+    ignored = expect_ignored(parse_log_entry(entry, now=NOW))
 
     assert ignored == IgnoredEvent(
         reason="method v1.compute.instances.list is not an event that drains a node",
@@ -450,35 +453,35 @@ def test_principal_is_none_when_absent_or_empty(authentication_info: dict[str, A
     else:
         entry["protoPayload"]["authenticationInfo"] = authentication_info
 
-    assert parse_log_entry(entry) == dataclasses.replace(EXPECTED_MIG_DELETE, principal=None)
+    assert parse_log_entry(entry, now=NOW) == dataclasses.replace(EXPECTED_MIG_DELETE, principal=None)
 
 
 def test_missing_instance_id_label_gives_none() -> None:
     entry = preempted_entry()
     del entry["resource"]["labels"]["instance_id"]
 
-    assert parse_log_entry(entry) == dataclasses.replace(EXPECTED_PREEMPTED, instance_id=None)
+    assert parse_log_entry(entry, now=NOW) == dataclasses.replace(EXPECTED_PREEMPTED, instance_id=None)
 
 
 def test_missing_zone_label_falls_back_to_the_resource_name() -> None:
     entry = mig_delete_entry()
     del entry["resource"]["labels"]["zone"]
 
-    assert expect_event(parse_log_entry(entry)).zone == MIG_ZONE
+    assert expect_event(parse_log_entry(entry, now=NOW)).zone == MIG_ZONE
 
 
 def test_zone_label_is_preferred_over_the_resource_name() -> None:
     entry = preempted_entry()
     entry["resource"]["labels"]["zone"] = "europe-west4-c"
 
-    assert expect_event(parse_log_entry(entry)).zone == "europe-west4-c"
+    assert expect_event(parse_log_entry(entry, now=NOW)).zone == "europe-west4-c"
 
 
 def test_missing_project_label_falls_back_to_a_project_id_in_the_resource_name() -> None:
     entry = preempted_entry()
     del entry["resource"]["labels"]["project_id"]
 
-    assert parse_log_entry(entry) == EXPECTED_PREEMPTED
+    assert parse_log_entry(entry, now=NOW) == EXPECTED_PREEMPTED
 
 
 # --- event_id ----------------------------------------------------------------------------------------------------
@@ -499,7 +502,7 @@ def test_event_id_falls_back_to_the_insert_id(operation: dict[str, Any] | None) 
     else:
         entry["operation"] = operation
 
-    event = expect_event(parse_log_entry(entry))
+    event = expect_event(parse_log_entry(entry, now=NOW))
 
     assert event.operation_id is None
     assert event.event_id == SPOT_INSERT_ID
@@ -509,8 +512,8 @@ def test_event_id_is_stable_across_redelivery() -> None:
     first = unwrap(entry_message(preempted_entry(), messageId="1"))
     again = unwrap(entry_message(preempted_entry(), messageId="2"))
 
-    one = expect_event(parse_log_entry(log_entry_from_message(first)))
-    two = expect_event(parse_log_entry(log_entry_from_message(again)))
+    one = expect_event(parse_log_entry(log_entry_from_message(first), now=NOW))
+    two = expect_event(parse_log_entry(log_entry_from_message(again), now=NOW))
 
     assert first.message_id != again.message_id
     assert one == two
@@ -523,15 +526,15 @@ def test_event_id_of_a_delete_is_its_operation_not_the_entry() -> None:
     other_entry_of_same_operation["insertId"] = "-x3v9kqe2zzz"
     other_entry_of_same_operation["timestamp"] = "2026-10-02T09:30:11.200Z"
 
-    one = expect_event(parse_log_entry(first))
-    two = expect_event(parse_log_entry(other_entry_of_same_operation))
+    one = expect_event(parse_log_entry(first, now=NOW))
+    two = expect_event(parse_log_entry(other_entry_of_same_operation, now=NOW))
 
     assert one.insert_id != two.insert_id
     assert one.event_id == two.event_id == MIG_OPERATION_ID
 
 
 def test_events_are_frozen() -> None:
-    event = expect_event(parse_log_entry(preempted_entry()))
+    event = expect_event(parse_log_entry(preempted_entry(), now=NOW))
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.instance = "other"  # type: ignore[misc]
@@ -667,7 +670,7 @@ def _malformed_entries() -> list[Any]:
 @pytest.mark.parametrize(("entry", "message"), _malformed_entries())
 def test_malformed_entries_raise_with_a_message_naming_the_field(entry: Any, message: str) -> None:
     with pytest.raises(MalformedEvent) as caught:
-        parse_log_entry(entry)
+        parse_log_entry(entry, now=NOW)
 
     assert message in str(caught.value)
     assert isinstance(caught.value, PermanentError)
@@ -677,7 +680,7 @@ def test_wrong_resource_type_message_names_the_type_found() -> None:
     entry = _with(preempted_entry(), "resource.type", "gce_disk")
 
     with pytest.raises(MalformedEvent, match="gce_disk"):
-        parse_log_entry(entry)
+        parse_log_entry(entry, now=NOW)
 
 
 # --- timestamps --------------------------------------------------------------------------------------------------
@@ -752,7 +755,7 @@ def test_entry_timestamps_become_aware_utc(timestamp: str, expected: datetime) -
     entry = preempted_entry()
     entry["timestamp"] = timestamp
 
-    event = expect_event(parse_log_entry(entry))
+    event = expect_event(parse_log_entry(entry, now=NOW))
 
     assert event.event_time == expected
     assert event.event_time.tzinfo is UTC
@@ -812,7 +815,7 @@ ENVELOPES = [
 def test_every_envelope_yields_the_fixture_node_event(make_data: Any) -> None:
     message = unwrap(make_data())
 
-    event = parse_log_entry(log_entry_from_message(message))
+    event = parse_log_entry(log_entry_from_message(message), now=NOW)
 
     assert event == EXPECTED_PREEMPTED
     assert expect_event(event).event_id == SPOT_OPERATION_ID
@@ -836,7 +839,7 @@ def test_mig_delete_through_an_envelope() -> None:
     message = unwrap(entry_message(mig_delete_entry(), messageId="42"))
 
     assert message.message_id == "42"
-    assert parse_log_entry(log_entry_from_message(message)) == EXPECTED_MIG_DELETE
+    assert parse_log_entry(log_entry_from_message(message), now=NOW) == EXPECTED_MIG_DELETE
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ENTRIES = [
     json.loads((FIXTURES / name).read_text()) for name in ("logentry-preempted.json", "logentry-mig-delete-first.json")
 ]
+NOW = datetime(2026, 10, 2, 12, 0, tzinfo=UTC)  # a little after the fixtures' timestamps
 FUZZ = settings(
     derandomize=True,
     database=None,
@@ -105,7 +107,7 @@ deliveries = st.one_of(
 
 
 def parse(data: Any) -> NodeEvent | IgnoredEvent:
-    return parse_log_entry(log_entry_from_message(unwrap(data)))
+    return parse_log_entry(log_entry_from_message(unwrap(data)), now=NOW)
 
 
 @FUZZ

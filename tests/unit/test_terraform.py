@@ -54,6 +54,7 @@ from tests.unit import test_logentry as test_events
 FIXTURES = ROOT / "tests" / "fixtures"
 RBAC_MANIFEST = TERRAFORM / "rbac" / "drainer-rbac.yaml"
 ENTRY_POINTS = {"on_node_event": "cloud_event", "on_schedule": "http", "on_manual": "http"}
+NOW = test_events.NOW
 
 
 @pytest.fixture(scope="module")
@@ -482,7 +483,7 @@ def _method(entry: dict[str, Any]) -> str:
 def acted_on(entry: dict[str, Any]) -> bool | None:
     """True when the parser acts on ``entry``; None when it is malformed (not something Logging emits)."""
     try:
-        return isinstance(parse_log_entry(entry), NodeEvent)
+        return isinstance(parse_log_entry(entry, now=NOW), NodeEvent)
     except MalformedEvent:
         return None
 
