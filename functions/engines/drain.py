@@ -408,7 +408,7 @@ class Drain:
                 return
             delay = min(delay * 2, FENCE_POLL_MAX)
 
-    def _judge(self, *, node: Node | None | _Unset = _UNSET, vm: policy.VmFacts | None = None) -> None:
+    def _judge(self, *, node: Node | _Unset | None = _UNSET, vm: policy.VmFacts | None = None) -> None:
         """Record a new fact (the Node as last seen, or Compute Engine's answer) and apply the fence:
         Compute Engine outranks the Node rule; the Node rule alone is storm-capped."""
         with self._lock:

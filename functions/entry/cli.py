@@ -3,8 +3,10 @@
   explain FILE|-     what the node-event function would decide about a LogEntry, a Pub/Sub message
                      or an Eventarc CloudEvent: offline, no cluster, no credentials
   status             the nodes the drainer cordoned, and what recovery will do next
-  drain NODE         a graceful manual drain (--dry-run to see the plan)
-  uncordon NODE      lift the drainer's own cordon (--force also one from before it)
+  drain NODE         a graceful manual drain (--dry-run to see the plan; --force: force what is left
+                     once the VM is verified off)
+  uncordon NODE      lift the drainer's own cordon (--force also one from before it; --untaint also
+                     the drainer's out-of-service taint)
   cleanup            clean up finished Jobs now (--dry-run to list them)
   worker             pull the log-sink subscription and drain nodes (worker mode)
 
@@ -197,6 +199,8 @@ def _answer_failure(answer: Answer, url: str, audience: str | None) -> Failure:
         )
     if answer.status == 400:
         return Failure(ExitCode.USAGE, said)
+    if answer.status == 409 and "untaint=true" in answer.error:
+        return Failure(ExitCode.FAILED, f"{said} (with this tool: --untaint)")
     if answer.status == 409 and "force" in answer.error:
         return Failure(ExitCode.FAILED, f"{said} (with this tool: --force)")
     if answer.status >= 500:
@@ -262,6 +266,8 @@ def cmd_status(args: argparse.Namespace) -> ExitCode:
 
 def cmd_drain(args: argparse.Namespace) -> ExitCode:
     body: dict[str, Any] = {"action": "drain", "node": args.node, "dry_run": args.dry_run}
+    if args.force:
+        body["force"] = True
     if args.timeout is not None:
         body["timeout_seconds"] = args.timeout
     wait = (args.timeout or MAX_DEADLINE) + HTTP_MARGIN
@@ -305,6 +311,8 @@ def cmd_drain(args: argparse.Namespace) -> ExitCode:
 
 def cmd_uncordon(args: argparse.Namespace) -> ExitCode:
     body = {"action": "uncordon", "node": args.node, "dry_run": args.dry_run, "force": args.force}
+    if args.untaint:
+        body["untaint"] = True
     answer = call(args, _with_cluster(body, args), timeout=HTTP_MARGIN * 2)
     if args.output == "json":
         _json(answer)
@@ -415,7 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_status)
 
     drain = add(
-        "drain", "drain a node now: cordon, evict honouring PDBs, never forced", output, remote, cluster, dry_run
+        "drain",
+        "drain a node now: cordon, evict honouring PDBs; forced only with --force, and only once its VM is off",
+        output,
+        remote,
+        cluster,
+        dry_run,
+    )
+    drain.add_argument(
+        "--force",
+        action="store_true",
+        help="once the VM is verified off (Compute Engine, or the Node rule when it cannot answer), taint the node "
+        "out of service and force-delete what is left; while the VM may run, nothing is forced",
     )
     drain.add_argument("node", metavar="NODE", help="the Kubernetes node name (the VM instance name)")
     drain.add_argument(
@@ -429,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     uncordon = add("uncordon", "lift the drainer's own cordon of a node", output, remote, cluster, dry_run)
     uncordon.add_argument("node", metavar="NODE", help="the Kubernetes node name")
     uncordon.add_argument("--force", action="store_true", help="also lift a cordon that was there before the drainer's")
+    uncordon.add_argument(
+        "--untaint",
+        action="store_true",
+        help="also remove the drainer's out-of-service taint (refused without it: check the VM runs again first)",
+    )
     uncordon.set_defaults(run=cmd_uncordon)
 
     cleanup = add(

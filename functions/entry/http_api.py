@@ -23,13 +23,15 @@ from functions.errors import PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.callers import CallerVerifier, Forbidden, Unauthorized
 from functions.gateways.kube.errors import ApiForbidden
+from functions.usecases import schedule
 from functions.usecases.node_events import NodeNotFound
 from functions.usecases.operations import NotOurs, Operations
-from functions.usecases.runtime import Runtime, record_cluster_failure
+from functions.usecases.runtime import Runtime
+from functions.usecases.schedule import Schedule
 
 MANUAL_ACTIONS = ("drain", "uncordon", "cleanup", "status")
-SCHEDULED_ACTIONS = ("cleanup", "recover", "all")
-MANUAL_FIELDS = ("action", "cluster", "node", "dry_run", "force", "timeout_seconds")
+SCHEDULED_ACTIONS = schedule.ACTIONS
+MANUAL_FIELDS = ("action", "cluster", "node", "dry_run", "force", "untaint", "timeout_seconds")
 SCHEDULED_FIELDS = ("action", "dry_run")
 MAX_BODY_BYTES = 64 * 1024  # an operator's or the scheduler's request is a few hundred bytes
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -117,6 +119,7 @@ class Api:
     def __init__(self, runtime: Runtime, *, verifier: CallerVerifier | None = None) -> None:
         self.runtime = runtime
         self.ops = Operations(runtime)
+        self.schedule = Schedule(runtime, self.ops)
         settings = runtime.settings
         self.verifier = verifier or CallerVerifier(
             audience=settings.http_audience, allowed=settings.allowed_callers, certs_url=settings.id_token_certs_url
@@ -234,6 +237,7 @@ class Api:
         action = _action(data, MANUAL_ACTIONS)
         dry_run = _flag(data, "dry_run")
         force = _flag(data, "force")
+        untaint = _flag(data, "untaint")
         audit = audit.bind(action_requested=action, dry_run=dry_run)
         timeout = self._timeout(data)
         if action in ("drain", "uncordon"):
@@ -241,7 +245,7 @@ class Api:
             node = self._node(data)
             audit.record(Action.HTTP_REQUEST, f"{action} {node} in {cluster.name}", cluster=cluster.name, node=node)
             if action == "drain":
-                report = self.ops.drain(cluster, node, dry_run=dry_run, timeout=timeout, audit=audit)
+                report = self.ops.drain(cluster, node, dry_run=dry_run, timeout=timeout, audit=audit, force=force)
                 return HttpResult(
                     200,
                     {
@@ -253,7 +257,7 @@ class Api:
                         ],
                     },
                 )
-            change = self.ops.uncordon(cluster, node, dry_run=dry_run, force=force, audit=audit)
+            change = self.ops.uncordon(cluster, node, dry_run=dry_run, force=force, untaint=untaint, audit=audit)
             return HttpResult(200, {"action": action, "cluster": cluster.name, "dry_run": dry_run, **change})
         clusters = self._clusters(data, required=False)
         _string(data, "node")  # checked for its type; only drain and uncordon use it
@@ -285,45 +289,14 @@ class Api:
             schedule_time=_header(headers, "X-CloudScheduler-ScheduleTime"),
         )
         audit.record(Action.HTTP_REQUEST, f"scheduled {action}")
-        clusters = list(self.runtime.settings.clusters)
-        results = {c.name: {"cluster": c.name, "result": "ok"} for c in clusters}
-        recovered: list[dict[str, str]] = []
-        cleaned: list[dict[str, Any]] = []
-
-        def failed(cluster: ClusterConfig, exc: Exception, doing: str) -> None:
-            record_cluster_failure(audit, cluster, exc, doing=doing)
-            results[cluster.name].update(result="failed", error=str(exc))
-
-        if action in ("recover", "all"):  # first: a node waiting to be uncordoned matters more than old Jobs
-            for cluster in clusters:
-                try:
-                    recovered += self.ops.recover(cluster, dry_run=dry_run, audit=audit, deadline=deadline)
-                except (TransientError, PermanentError) as exc:  # one cluster's failure does not stop the others
-                    failed(cluster, exc, "recovery")
-        if action in ("cleanup", "all"):
-            todo = [c for c in clusters if results[c.name]["result"] == "ok"]
-            for index, cluster in enumerate(todo):
-                share = (deadline - time.monotonic()) / (len(todo) - index)  # the time left, shared fairly
-                if share < 1:
-                    results[cluster.name].update(result="deferred", error="no time left in this run")
-                    continue
-                try:
-                    cleaned.append(
-                        self.ops.cleanup(cluster, dry_run=dry_run, audit=audit, now=datetime.now(UTC), budget=share)
-                    )
-                except (TransientError, PermanentError) as exc:
-                    failed(cluster, exc, "cleanup")
-        result: dict[str, Any] = {"action": action, "dry_run": dry_run, "clusters": list(results.values())}
-        if action in ("recover", "all"):
-            result["recovered"] = recovered
-        if action in ("cleanup", "all"):
-            result["cleanup"] = cleaned
-        failures = [r["cluster"] for r in results.values() if r["result"] == "failed"]
+        report = self.schedule.run(action=action, dry_run=dry_run, audit=audit, deadline=deadline)
+        result = report.as_dict()
+        failures = report.failed
         if failures:  # a failed status makes Cloud Scheduler retry; the run is safe to repeat
             message = f"scheduled {action} failed in {', '.join(failures)}; the other clusters were done"
             audit.record(Action.HTTP_FAILED, message, severity=Severity.ERROR, status=503, failed_clusters=failures)
             return HttpResult(503, {"error": message, **result})
-        return HttpResult(200, result)
+        return HttpResult(200, result)  # a cluster left to an overlapping run is no failure: "overlap"
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

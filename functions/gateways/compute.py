@@ -2,12 +2,14 @@
 function's own credentials (permission ``compute.instances.get`` only).
 
 Results are typed: a :class:`~functions.decisions.model.VmInstance`, or None when the VM does not
-exist (404). Refusals and failures raise :class:`ComputeDenied` (401/403) or :class:`ComputeUnavailable` (5xx, timeouts,
-no answer); the fence treats neither as "down".
+exist (404 with Google's notFound error; any other 404 is no answer). Refusals and failures raise
+:class:`ComputeDenied` (401/403) or :class:`ComputeUnavailable` (5xx, timeouts, no answer); the fence
+treats neither as "down".
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from functions.decisions.model import VmInstance
@@ -34,6 +36,21 @@ class ComputeUnavailable(ComputeError):
     """5xx, 429, a timeout or no answer."""
 
 
+def _google_not_found(response: Any) -> bool:
+    """Whether a 404 carries Google's error for a missing resource:
+    ``{"error": {"code": 404, "errors": [{"reason": "notFound", ...}], ...}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or error.get("code") != 404:
+        return False
+    errors = error.get("errors")
+    reasons = [e.get("reason") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    return "notFound" in reasons or error.get("status") == "NOT_FOUND"
+
+
 class ComputeClient:
     def __init__(self, *, base_url: str = DEFAULT_COMPUTE_API, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -51,7 +68,10 @@ class ComputeClient:
             raise ComputeUnavailable(f"instances.get {name}: {type(exc).__name__}", code=0) from None
         code = response.status_code
         if code == 404:
-            return None
+            if _google_not_found(response):
+                return None
+            # a 404 without Google's error body (a proxy, a wrong endpoint) says nothing about the VM
+            raise ComputeUnavailable(f"instances.get {name} answered 404 without Google's notFound error", code=code)
         if code in (401, 403):
             raise ComputeDenied(
                 f"instances.get {project}/{zone}/{name} answered {code}: grant compute.instances.get", code=code

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +15,14 @@ from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Node
 from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig
+from functions.decisions.times import parse_time
 from functions.engines.cleanup import Cleanup
 from functions.engines.drain import DrainReport
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeError
-from functions.gateways.kube.errors import Conflict
+from functions.gateways.kube.errors import Conflict, NotFound
 from functions.usecases.drain import Target, drain_node
 from functions.usecases.node_events import NodeNotFound
 from functions.usecases.runtime import Runtime
@@ -141,22 +142,17 @@ class Operations:
         """Recover the nodes we cordoned in ``cluster``; a node is left for the next run when less
         than a second remains before ``deadline`` (time.monotonic), and a force-cleanup ends by it."""
         changes = []
+        now = datetime.now(UTC)
         for node in self._nodes(cluster):
             node_audit = audit.bind(cluster=cluster.name, node=node.name)
             try:
                 decision = policy.recovery_decision(node, self._facts(cluster, node))
-            except TransientError as exc:
-                decision = policy.RecoveryDecision(action=policy.RecoveryAction.WAIT, reason=f"not known: {exc}")
-            if decision.held:
-                back_since = node.ready.last_transition
-                node_audit.record(
-                    Action.NODE_HELD,
-                    f"{node.name} is back but still held by our out-of-service taint: {decision.reason}",
-                    severity=Severity.WARNING,
-                    reason=decision.reason,
-                    back_since=back_since,
+            except (TransientError, NotFound) as exc:  # held all the same: said on this run too
+                decision = policy.RecoveryDecision(
+                    action=policy.RecoveryAction.WAIT, reason=f"not known: the facts could not be read ({exc})"
                 )
             if decision.action is policy.RecoveryAction.WAIT:
+                self._held(node, decision, audit=node_audit, now=now)
                 continue
             left = self.settings.recovery_deadline if deadline is None else deadline - time.monotonic()
             if left < 1:
@@ -173,6 +169,14 @@ class Operations:
                         )
                     else:
                         result = self._lift(cluster, node, decision, dry_run=dry_run, audit=node_audit)
+                except NotFound:  # deleted between the list and the write: nothing of ours is left there
+                    result = "node gone"
+                    node_audit.record(
+                        Action.NODE_RECOVERY_FAILED,
+                        f"{node.name} was deleted during recovery: skipped",
+                        severity=Severity.WARNING,
+                        error="node gone",
+                    )
                 except TransientError as exc:  # one node's trouble does not stop the others
                     node_audit.record(
                         Action.NODE_RECOVERY_FAILED,
@@ -188,6 +192,26 @@ class Operations:
             )
         return changes
 
+    @staticmethod
+    def _held(node: Node, decision: policy.RecoveryDecision, *, audit: Audit, now: datetime) -> None:
+        """Invariant 6: every node we hold (our cordon or taint, waiting) is said, with its age, on
+        each run: a node held too long alerts instead of being forgotten."""
+        since = policy.cordon_event_time(node) or parse_time(node.annotations.get(policy.TAINTED_AT))
+        held_seconds = round((now - since).total_seconds(), 1) if since is not None else None
+        back = decision.held
+        audit.record(
+            Action.NODE_HELD,
+            f"{node.name} is held by our {'out-of-service taint' if policy.tainted_by_us(node) else 'cordon'}"
+            + (f" for {held_seconds:.0f} s" if held_seconds is not None else "")
+            + f": {decision.reason}",
+            severity=Severity.WARNING if back or decision.vetoed or held_seconds is None else Severity.INFO,
+            reason=decision.reason,
+            held_seconds=held_seconds,
+            back=back,
+            back_since=node.ready.last_transition if back else None,
+            vetoed=decision.vetoed,
+        )
+
     def _lift(
         self, cluster: ClusterConfig, node: Node, decision: policy.RecoveryDecision, *, dry_run: bool, audit: Audit
     ) -> str:
@@ -195,6 +219,8 @@ class Operations:
         says so, in one patch guarded by its resourceVersion."""
         client = self.runtime.client(cluster)
         uncordon = decision.action is policy.RecoveryAction.UNCORDON
+        if policy.tainted_by_us(node) and not decision.untaint:
+            return "kept: our out-of-service taint stays, and our records with it"
         for _ in range(LIFT_ATTEMPTS):
             try:
                 lifted = client.patch_node(
@@ -209,7 +235,7 @@ class Operations:
                 break
             except Conflict:  # a heartbeat or another writer: retry only if what the lift decided on holds
                 fresh = client.get_node(node.name)
-                if fresh is None:
+                if fresh is None or fresh.uid != node.uid:  # deleted, or registered again: not ours to lift
                     return "node gone"
                 if not policy.same_for_lift(node, fresh):
                     return "changed meanwhile: left for the next run"
@@ -262,7 +288,11 @@ class Operations:
         client = self.runtime.client(cluster)
         pods, _ = client.list_pods_on_node(node.name)
         reason = node.annotations.get(policy.CORDON_REASON, "recovery")
-        taint = self.settings.out_of_service_taint and reason in {k.value for k in policy.FORCE_KINDS}
+        operator_force = node.annotations.get(policy.FORCE_REQUESTED) == "true"
+        force = self.settings.force_cleanup and policy.force_reason(reason, operator_force=operator_force)
+        if not force:  # invariant 1: never reached through recovery_decision; said, not forced, if it were
+            return f"not forced: a {reason} drain never forces"
+        taint = self.settings.out_of_service_taint
         untainted_volumes = (
             taint and not policy.has_out_of_service_taint(node) and client.list_volume_attachments(node=node.name)
         )
@@ -274,9 +304,10 @@ class Operations:
             event_id=node.annotations.get(policy.CORDON_EVENT_ID, "recovery"),
             event_time=event_time,
             timeout=timedelta(seconds=timeout),
-            force_when_down=self.settings.force_cleanup,
+            force_when_down=True,
             instance_id=node.annotations.get(policy.CORDON_INSTANCE_ID),
-            out_of_service_taint=self.settings.force_cleanup and taint,
+            out_of_service_taint=taint,
+            operator_force=operator_force,
         )
         target = Target(cluster=cluster, client=client, node=node)
         report = drain_node(self.runtime, target, plan, audit=audit.bind(event_id=plan.event_id), dry_run=dry_run)
@@ -284,18 +315,32 @@ class Operations:
 
     # -------------------------------------------------------------- manual
     def drain(
-        self, cluster: ClusterConfig, node_name: str, *, dry_run: bool, timeout: float, audit: Audit
+        self,
+        cluster: ClusterConfig,
+        node_name: str,
+        *,
+        dry_run: bool,
+        timeout: float,
+        audit: Audit,
+        force: bool = False,
     ) -> DrainReport:
+        """An operator's drain: graceful; with ``force``, what is left once the VM is verified off
+        (the same fence as an event's: Compute Engine first, the storm-capped Node rule when it
+        cannot answer) is force-deleted, after the out-of-service taint."""
         client = self.runtime.client(cluster)
         node = client.get_node(node_name)
         if node is None:
             raise NodeNotFound(f"node {node_name} does not exist in cluster {cluster.name}")
+        forced = force and self.settings.force_cleanup
         plan = policy.DrainPlan(
-            reason="manual",
+            reason=policy.MANUAL,
             event_id=f"manual-{uuid.uuid4()}",
             event_time=datetime.now(UTC),
             timeout=timedelta(seconds=timeout),
-            force_when_down=False,
+            force_when_down=forced,
+            instance_id=node.annotations.get(policy.GKE_INSTANCE_ID),
+            out_of_service_taint=forced and self.settings.out_of_service_taint,
+            operator_force=forced,
         )
         target = Target(cluster=cluster, client=client, node=node)
         report = drain_node(
@@ -310,21 +355,46 @@ class Operations:
         return report
 
     def uncordon(
-        self, cluster: ClusterConfig, node_name: str, *, dry_run: bool, force: bool, audit: Audit
+        self,
+        cluster: ClusterConfig,
+        node_name: str,
+        *,
+        dry_run: bool,
+        force: bool,
+        audit: Audit,
+        untaint: bool = False,
     ) -> dict[str, str]:
         client = self.runtime.client(cluster)
         node = client.get_node(node_name)
         if node is None:
             raise NodeNotFound(f"node {node_name} does not exist in cluster {cluster.name}")
-        if not policy.cordoned_by_us(node):
+        tainted = policy.tainted_by_us(node)
+        if not policy.cordoned_by_us(node) and not tainted:
             raise NotOurs(f"node {node_name} was not cordoned by {COMPONENT}; use kubectl uncordon")
-        decision = policy.lift_decision(node)
+        if tainted and not untaint:  # invariant 6: never our annotations gone while our taint stays
+            since = node.annotations.get(policy.TAINTED_AT, "")
+            raise NotOurs(
+                f"node {node_name} carries our out-of-service taint (since {since}): Kubernetes treats its VM as off "
+                "and has detached its volumes. Check that the VM is running again (gke-node-drainer status), then "
+                "send untaint=true (CLI: --untaint) to remove the taint and the cordon together"
+            )
+        decision = (
+            policy.lift_decision(node)
+            if policy.cordoned_by_us(node)
+            else policy.RecoveryDecision(action=policy.RecoveryAction.RELEASE, reason="not cordoned by us")
+        )
         if decision.action is not policy.RecoveryAction.UNCORDON and node.unschedulable and force:
             decision = policy.RecoveryDecision(
                 action=policy.RecoveryAction.UNCORDON, reason=f"forced by the operator ({decision.reason})"
             )
-        elif decision.action is not policy.RecoveryAction.UNCORDON and node.unschedulable:
+        elif (
+            decision.action is not policy.RecoveryAction.UNCORDON and node.unschedulable and policy.cordoned_by_us(node)
+        ):
             raise NotOurs(f"node {node_name}: {decision.reason}; send force=true to uncordon anyway")
+        if tainted:
+            decision = replace(
+                decision, untaint=True, reason=f"{decision.reason}; our out-of-service taint removed by the operator"
+            )
         result = self._lift(
             cluster, node, decision, dry_run=dry_run, audit=audit.bind(cluster=cluster.name, node=node_name)
         )

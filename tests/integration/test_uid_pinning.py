@@ -17,10 +17,13 @@ def test_a_patch_pinned_to_a_replaced_nodes_uid_is_refused(cluster: TestCluster,
     cluster.core.delete_node(info.name)
     cluster.add_node(name=info.name)  # re-registered: same name, new UID
     after = kube.get_node(info.name)
-    assert after is not None and after.uid != before.uid
+    assert after is not None
+    assert after.uid != before.uid
     with pytest.raises(Conflict):
         kube.patch_node(info.name, uid=before.uid, unschedulable=True, annotations={"x.io/a": "b"})
     current = kube.get_node(info.name)
-    assert current is not None and not current.unschedulable and "x.io/a" not in current.annotations
+    assert current is not None
+    assert not current.unschedulable
+    assert "x.io/a" not in current.annotations
     patched = kube.patch_node(info.name, uid=after.uid, annotations={"x.io/a": "b"})
     assert patched.annotations["x.io/a"] == "b"

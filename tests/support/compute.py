@@ -102,6 +102,7 @@ class _Fault:
     status: int | None = None  # answer this error ...
     delay: float = 0.0  # ... or answer (whatever it is) this much later
     times: int | None = None  # for this many requests (None: until cleared)
+    bare: bool = False  # the error without Google's error body (a proxy's or a wrong endpoint's answer)
 
 
 class FakeComputeApi(JsonApi):
@@ -186,10 +187,11 @@ class FakeComputeApi(JsonApi):
             name, instance_id=instance_id or new_instance_id(), zone=old.zone, project=old.project, status=status
         )
 
-    def fail(self, name: str, status: int = 500, *, times: int | None = None) -> None:
-        """Answer ``status`` (403, 500, ...) for this instance, ``times`` times or until ``clear``."""
+    def fail(self, name: str, status: int = 500, *, times: int | None = None, bare: bool = False) -> None:
+        """Answer ``status`` (403, 500, ...) for this instance, ``times`` times or until ``clear``;
+        ``bare``: without Google's error body (a 404 from a proxy or a wrong endpoint)."""
         with self._lock:
-            self._faults[name] = _Fault(status=status, times=times)
+            self._faults[name] = _Fault(status=status, times=times, bare=bare)
 
     def slow(self, name: str, seconds: float, *, times: int | None = None) -> None:
         """Answer requests for this instance ``seconds`` late (a timeout test's hung API)."""
@@ -223,6 +225,8 @@ class FakeComputeApi(JsonApi):
         fault = self._take_fault(name)
         if fault is not None and fault.delay:
             self._closing.wait(fault.delay)
+        if fault is not None and fault.status is not None and fault.bare:
+            return fault.status, f"{fault.status} page not found"
         if fault is not None and fault.status is not None:
             message = (
                 f"Required 'compute.instances.get' permission for 'projects/{project}/zones/{zone}/instances/{name}'"
@@ -248,7 +252,7 @@ class FakeComputeApi(JsonApi):
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.pop(name, None)
-            return _Fault(status=fault.status, delay=fault.delay)
+            return _Fault(status=fault.status, delay=fault.delay, bare=fault.bare)
 
 
 def _error(status: int, message: str) -> tuple[int, Any]:
