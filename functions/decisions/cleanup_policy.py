@@ -10,7 +10,7 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from functions.decisions.model import Job, Pod
+from functions.decisions.model import Job, Owner, Pod
 from functions.decisions.names import ANNOTATION_PREFIX
 
 
@@ -43,6 +43,14 @@ class Verdict:
     def clock_skew(self) -> bool:
         return self.category == "clock_skew"
 
+    @property
+    def foreign(self) -> bool:
+        """A Job that another controller manages (owner reference or spec.managedBy): never ours to delete."""
+        return self.category == FOREIGN
+
+
+FOREIGN = "foreign"
+
 
 def _keep(category: str, reason: str) -> Verdict:
     return Verdict(delete=False, reason=reason, category=category)
@@ -63,6 +71,31 @@ def _opted_out(annotations: Mapping[str, str]) -> bool:
     return str(annotations.get(JOB_OPT_OUT, "")).strip().lower() == "true"
 
 
+JOB_CONTROLLER = "kubernetes.io/job-controller"  # spec.managedBy of a Job the built-in controller syncs
+CRONJOB_GROUP = "batch"
+
+
+def is_cronjob(owner: Owner) -> bool:
+    """A CronJob of the batch API group (batch/v1; batch/v1beta1 in references written by old clusters)."""
+    return owner.kind == "CronJob" and owner.group == CRONJOB_GROUP
+
+
+def foreign_manager(job: Job) -> str | None:
+    """Why another controller than the Job controller (or a CronJob) manages the Job, or None.
+
+    ``spec.managedBy`` naming another controller (Kueue's MultiKueue, ...) hands the Job's whole
+    lifecycle to it; a controller owner reference of any other kind (JobSet, KubeRay's RayJob, an
+    Argo Workflow, ...) means its controller deletes the Job when it is done with it, and may still
+    read the Job's status or pods meanwhile."""
+    if job.managed_by is not None and job.managed_by != JOB_CONTROLLER:
+        return f"spec.managedBy is {job.managed_by}: that controller manages the Job, not the Job controller"
+    owner = job.controller
+    if owner is not None and not is_cronjob(owner):
+        version = owner.api_version or "no apiVersion"
+        return f"controlled by {owner.kind} {owner.name} ({version}): that controller deletes it when it is done"
+    return None
+
+
 def decide_job(job: Job, *, policy: CleanupPolicy, now: datetime) -> Verdict:
     if not policy.namespace_allowed(job.namespace):
         return _keep("namespace", "namespace excluded")
@@ -72,7 +105,10 @@ def decide_job(job: Job, *, policy: CleanupPolicy, now: datetime) -> Verdict:
         return _keep("ttl_controller", "sets ttlSecondsAfterFinished: the TTL-after-finished controller owns it")
     if _opted_out(job.annotations):
         return _keep("opt_out", f"opt-out annotation {JOB_OPT_OUT}=true")
-    if job.controller is not None and job.controller.kind == "CronJob" and not policy.include_cronjob_jobs:
+    foreign = foreign_manager(job)
+    if foreign is not None:
+        return _keep(FOREIGN, foreign)
+    if job.controller is not None and not policy.include_cronjob_jobs:  # a CronJob: any other controller is foreign
         return _keep("cronjob", f"owned by CronJob {job.controller.name}: its history limits apply")
     ttl = policy.ttl_succeeded if job.finished == "Complete" else policy.ttl_failed
     return _age_verdict(f"Job ({job.finished})", job.finished_at, ttl, now)
@@ -87,6 +123,16 @@ def job_of(pod: Pod) -> str | None:
     if pod.controller is not None:
         return pod.controller.uid if pod.controller.kind == "Job" else None
     return next((pod.labels[k] for k in JOB_UID_LABELS if pod.labels.get(k)), None)
+
+
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def job_name_of(pod: Pod) -> str | None:
+    """The name of the Job that made the pod: its controller reference, or the Job controller's label."""
+    if pod.controller is not None:
+        return pod.controller.name if pod.controller.kind == "Job" else None
+    return next((pod.labels[k] for k in JOB_NAME_LABELS if pod.labels.get(k)), None)
 
 
 def decide_pod(pod: Pod, *, live_jobs: Container[str], policy: CleanupPolicy, now: datetime) -> Verdict:

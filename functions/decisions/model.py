@@ -200,13 +200,24 @@ class Owner:
     kind: str
     name: str
     uid: str = ""
+    api_version: str = ""  # as in the reference: "batch/v1", "jobset.x-k8s.io/v1alpha2", "v1", ...
+
+    @property
+    def group(self) -> str:
+        """The API group of the owner's kind ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
 
     @classmethod
     def controller_of(cls, meta: Mapping[str, Any]) -> Owner | None:
         """The owner reference marked ``controller``, if any."""
         return next(
             (
-                cls(kind=o.get("kind", ""), name=o.get("name", ""), uid=o.get("uid", ""))
+                cls(
+                    kind=o.get("kind", ""),
+                    name=o.get("name", ""),
+                    uid=o.get("uid", ""),
+                    api_version=str(o.get("apiVersion") or ""),
+                )
                 for o in meta.get("ownerReferences") or []
                 if o.get("controller")
             ),
@@ -230,6 +241,7 @@ class Pod:
     priority_class: str
     finished_at: datetime | None = None  # when the last container terminated (terminal pods)
     resource_version: str = ""  # as read: an eviction is guarded by it (evicts the pod as it was seen)
+    finalizers: tuple[str, ...] = ()  # a deleted pod stays (deletionTimestamp set) until they are removed
 
     @property
     def key(self) -> str:
@@ -258,6 +270,7 @@ class Pod:
             priority_class=spec.get("priorityClassName", ""),
             finished_at=_finished_at(status),
             resource_version=str(meta.get("resourceVersion") or ""),
+            finalizers=tuple(str(f) for f in meta.get("finalizers") or []),
         )
 
 
@@ -295,6 +308,7 @@ class Job:
     ttl_after_finished: int | None
     annotations: Mapping[str, str]
     controller: Owner | None
+    managed_by: str | None = None  # spec.managedBy: the controller that syncs the Job (None: the Job controller)
 
     @property
     def key(self) -> str:
@@ -322,4 +336,5 @@ class Job:
             ttl_after_finished=int(ttl) if ttl is not None else None,
             annotations=dict(meta.get("annotations") or {}),
             controller=controller,
+            managed_by=str(spec.get("managedBy") or "") or None,
         )

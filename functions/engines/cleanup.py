@@ -17,12 +17,22 @@ from datetime import datetime
 from typing import Any
 
 from functions.decisions.actions import Action, Severity
-from functions.decisions.cleanup_policy import CleanupPolicy, Verdict, decide_job, decide_pod, list_scopes
+from functions.decisions.cleanup_policy import (
+    CleanupPolicy,
+    Verdict,
+    decide_job,
+    decide_pod,
+    job_name_of,
+    job_of,
+    list_scopes,
+)
 from functions.decisions.model import Job, Pod
 from functions.errors import PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import ListExpired
+
+FOREIGN_SAMPLE = 20  # Jobs of other controllers audited (and listed in the summary) per run; all are counted
 
 
 @dataclass
@@ -32,6 +42,8 @@ class CleanupReport:
     deleted_jobs: int = 0
     deleted_pods: int = 0
     already_gone: int = 0
+    skipped_foreign: int = 0  # finished Jobs another controller manages (owner reference or spec.managedBy)
+    foreign: list[str] = field(default_factory=list)  # a bounded sample of them: "namespace/name: why"
     kept: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     clock_skew: list[str] = field(default_factory=list)
@@ -47,6 +59,8 @@ class CleanupReport:
             "deleted_jobs": self.deleted_jobs,
             "deleted_pods": self.deleted_pods,
             "already_gone": self.already_gone,
+            "skipped_foreign": self.skipped_foreign,
+            "foreign": self.foreign[:FOREIGN_SAMPLE],
             "jobs_seen": self.jobs_seen,
             "pods_seen": self.pods_seen,
             "kept": dict(self.kept),
@@ -110,6 +124,8 @@ class Cleanup:
                         job=job.key,
                         reason=verdict.reason,
                     )
+                if verdict.foreign:
+                    self._skipped_foreign(job, verdict)
                 if not verdict.delete:
                     live.add(job.uid)
                     self.report.kept[verdict.category] += 1
@@ -120,6 +136,24 @@ class Cleanup:
                     return live
                 self._submit(pool, self._delete_job, job, verdict)
         return live
+
+    def _skipped_foreign(self, job: Job, verdict: Verdict) -> None:
+        """Counted, every one; audited for the first few of a run only (a cluster of JobSets has thousands)."""
+        self.report.skipped_foreign += 1
+        if len(self.report.foreign) >= FOREIGN_SAMPLE:
+            return
+        self.report.foreign.append(f"{job.key}: {verdict.reason}")
+        owner = job.controller
+        self.audit.record(
+            Action.JOB_SKIPPED,
+            f"skipped {job.key}: {verdict.reason}",
+            job=job.key,
+            job_uid=job.uid,
+            reason=verdict.reason,
+            category=verdict.category,
+            owner=f"{owner.api_version}/{owner.kind}/{owner.name}" if owner is not None else None,
+            managed_by=job.managed_by,
+        )
 
     def _delete_job(self, job: Job, verdict: Verdict) -> None:
         deleted = self.kube.delete_job(job, dry_run=self.dry_run)
@@ -162,6 +196,8 @@ class Cleanup:
                     self._submit(pool, self._delete_pod, pod, verdict)
 
     def _delete_pod(self, pod: Pod, verdict: Verdict) -> None:
+        if self._job_still_there(pod):
+            return
         deleted = self.kube.delete_pod(pod, dry_run=self.dry_run)
         with self._lock:
             if deleted:
@@ -177,6 +213,16 @@ class Cleanup:
                 reason=verdict.reason,
                 dry_run=self.dry_run,
             )
+
+    def _job_still_there(self, pod: Pod) -> bool:
+        """The pod's Job exists after all: it was created after this run listed the Jobs (or adopted
+        the pod since). Its pods are not orphans; the next run decides on the Job, which may be
+        another controller's."""
+        name, uid = job_name_of(pod), job_of(pod)
+        if not name or not uid:
+            return False
+        job = self.kube.find_job(namespace=pod.namespace, name=name)
+        return job is not None and job.uid == uid
 
     # --------------------------------------------------------------- helpers
     def _submit(self, pool: ThreadPoolExecutor, action: Callable[..., None], *args: Any) -> None:

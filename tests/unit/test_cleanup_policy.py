@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from functions.decisions.cleanup_policy import (
     Verdict,
     decide_job,
     decide_pod,
+    job_name_of,
     job_of,
     list_scopes,
 )
@@ -30,8 +32,8 @@ DEFAULT = CleanupPolicy()
 JOB_UID = "6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 OTHER_JOB_UID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 
-CRON_JOB = Owner(kind="CronJob", name="nightly-report", uid="cron-uid-1")
-JOB_OWNER = Owner(kind="Job", name="nightly-report-29321", uid=JOB_UID)
+CRON_JOB = Owner(kind="CronJob", name="nightly-report", uid="cron-uid-1", api_version="batch/v1")
+JOB_OWNER = Owner(kind="Job", name="nightly-report-29321", uid=JOB_UID, api_version="batch/v1")
 REPLICA_SET = Owner(kind="ReplicaSet", name="checkout-7d9f8c6b5", uid="rs-uid-1")
 
 
@@ -326,18 +328,147 @@ def test_decide_job_cronjob_included_still_honours_ttl() -> None:
     kept(verdict, "young")
 
 
+# --- decide_job: Jobs another controller manages (invariant 10) ------------------------------------------------------
+
+
+def owner_ref(api_version: str, kind: str, name: str, *, controller: bool | None = True) -> dict[str, Any]:
+    ref: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": name, "uid": f"{kind.lower()}-uid"}
+    if controller is not None:
+        ref["controller"] = controller
+        ref["blockOwnerDeletion"] = controller
+    return ref
+
+
+CRONJOB_REF = owner_ref("batch/v1", "CronJob", "nightly-report")
+JOBSET_REF = owner_ref("jobset.x-k8s.io/v1alpha2", "JobSet", "trainer")
+WORKFLOW_REF = owner_ref("argoproj.io/v1alpha1", "Workflow", "etl-8f2k")
+RAYJOB_REF = owner_ref("ray.io/v1", "RayJob", "tune")
+CONFIGMAP_REF = owner_ref("v1", "ConfigMap", "report-config", controller=None)
+MULTIKUEUE = "kueue.x-k8s.io/multikueue"
+CRONJOB_OWNED = "owned by CronJob nightly-report: its history limits apply"
+DONE = "that controller deletes it when it is done"
+
+
+def finished_job_json(*, owners: list[dict[str, Any]] | None = None, managed_by: str | None = None) -> Job:
+    spec: dict[str, Any] = {"completions": 1}
+    if managed_by is not None:
+        spec["managedBy"] = managed_by
+    return Job.from_json(
+        job_json(owners=owners, spec=spec, conditions=[condition("Complete", "True", "2026-09-30T12:00:00Z")])
+    )
+
+
+EXPIRED = Verdict(delete=True, reason="finished 172800 s ago, TTL 3600 s", category="expired")
+
+
 @pytest.mark.parametrize(
-    "owner",
+    ("owners", "managed_by", "default", "cronjobs_included"),
     [
-        pytest.param(Owner(kind="Workflow", name="etl-8f2k", uid="wf-1"), id="argo-workflow"),
-        pytest.param(Owner(kind="RayJob", name="train", uid="ray-1"), id="rayjob"),
-        pytest.param(Owner(kind="cronjob", name="lower-case", uid="c-1"), id="kind-is-case-sensitive"),
-        pytest.param(None, id="no-owner"),
+        pytest.param(None, None, EXPIRED, EXPIRED, id="no owner"),
+        pytest.param(
+            [CRONJOB_REF],
+            None,
+            Verdict(delete=False, reason=CRONJOB_OWNED, category="cronjob"),
+            EXPIRED,
+            id="CronJob owner",
+        ),
+        pytest.param(
+            [JOBSET_REF],
+            None,
+            Verdict(
+                delete=False,
+                reason="controlled by JobSet trainer (jobset.x-k8s.io/v1alpha2): " + DONE,
+                category="foreign",
+            ),
+            None,
+            id="JobSet owner",
+        ),
+        pytest.param(
+            [WORKFLOW_REF],
+            None,
+            Verdict(
+                delete=False,
+                reason="controlled by Workflow etl-8f2k (argoproj.io/v1alpha1): " + DONE,
+                category="foreign",
+            ),
+            None,
+            id="Workflow owner",
+        ),
+        pytest.param([RAYJOB_REF], None, "foreign", None, id="RayJob owner"),
+        pytest.param([CONFIGMAP_REF], None, EXPIRED, EXPIRED, id="non-controller owner ref"),
+        pytest.param(
+            [owner_ref("batch/v1", "CronJob", "nightly-report", controller=False)],
+            None,
+            EXPIRED,
+            EXPIRED,
+            id="CronJob ref with controller false",
+        ),
+        pytest.param([CONFIGMAP_REF, JOBSET_REF], None, "foreign", None, id="controller among other refs"),
+        pytest.param(
+            None,
+            MULTIKUEUE,
+            Verdict(
+                delete=False,
+                reason=f"spec.managedBy is {MULTIKUEUE}: that controller manages the Job, not the Job controller",
+                category="foreign",
+            ),
+            None,
+            id="managedBy other",
+        ),
+        pytest.param(None, "kubernetes.io/job-controller", EXPIRED, EXPIRED, id="managedBy job-controller"),
+        pytest.param(None, "", EXPIRED, EXPIRED, id="managedBy empty"),
+        pytest.param([CRONJOB_REF], MULTIKUEUE, "foreign", None, id="CronJob owner managedBy other"),
+        pytest.param(
+            [owner_ref("example.com/v1", "CronJob", "lookalike")], None, "foreign", None, id="CronJob of another group"
+        ),
+        pytest.param(
+            [owner_ref("batch/v1beta1", "CronJob", "nightly-report")], None, "cronjob", EXPIRED, id="CronJob v1beta1"
+        ),
+        pytest.param([owner_ref("batch/v1", "cronjob", "lower")], None, "foreign", None, id="kind is case-sensitive"),
+        pytest.param([owner_ref("batch/v1", "Job", "parent")], None, "foreign", None, id="Job owner"),
     ],
 )
-def test_decide_job_other_owners_are_not_special(owner: Owner | None) -> None:
-    verdict = decide_job(make_job(controller=owner), policy=DEFAULT, now=NOW)
-    deleted(verdict)
+def test_decide_job_by_who_manages_it(
+    owners: list[dict[str, Any]] | None,
+    managed_by: str | None,
+    default: Verdict | str,
+    cronjobs_included: Verdict | str | None,
+) -> None:
+    """Only Jobs with no controller, or a CronJob's when that is enabled, are ever deleted; the Jobs of
+    any other controller (or of another spec.managedBy) are kept whatever the policy says."""
+    job = finished_job_json(owners=owners, managed_by=managed_by)
+    included = CleanupPolicy(include_cronjob_jobs=True)
+    for policy, expected in ((DEFAULT, default), (included, cronjobs_included or default)):
+        verdict = decide_job(job, policy=policy, now=NOW)
+        if isinstance(expected, Verdict):
+            assert verdict == expected
+        else:
+            kept(verdict, expected)
+        assert verdict.foreign is (verdict.category == "foreign")
+        assert verdict.delete is (verdict.category == "expired")
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(make_job(finished=None, finished_at=None), id="running"),
+        pytest.param(make_job(ttl_after_finished=60), id="ttl-controller"),
+        pytest.param(make_job(annotations={JOB_OPT_OUT: "true"}), id="opt-out"),
+        pytest.param(make_job(namespace="kube-system"), id="namespace"),
+    ],
+)
+def test_foreign_is_counted_only_for_jobs_otherwise_cleanable(job: Job) -> None:
+    """A foreign Job that would be kept anyway keeps its first reason (the count is of finished Jobs
+    the cleanup would otherwise have deleted)."""
+    jobset = Owner(kind="JobSet", name="t", uid="u", api_version="jobset.x-k8s.io/v1alpha2")
+    foreign = dataclasses.replace(job, controller=jobset, managed_by=MULTIKUEUE)
+    assert decide_job(foreign, policy=DEFAULT, now=NOW).category == decide_job(job, policy=DEFAULT, now=NOW).category
+
+
+def test_foreign_owner_without_api_version_is_foreign() -> None:
+    verdict = decide_job(make_job(controller=Owner(kind="CronJob", name="x", uid="u")), policy=DEFAULT, now=NOW)
+    assert verdict.foreign
+    assert "(no apiVersion)" in verdict.reason
 
 
 # --- decide_job: namespaces and order -------------------------------------------------------------------------------
@@ -847,7 +978,8 @@ def test_job_from_json_controller_owner() -> None:
         },
     ]
     job = Job.from_json(job_json(owners=owners))
-    assert job.controller == Owner(kind="CronJob", name="nightly-report", uid="cron-uid-1")
+    assert job.controller == CRON_JOB
+    assert job.controller.group == "batch"
 
 
 @pytest.mark.parametrize(
@@ -871,6 +1003,22 @@ def test_job_from_json_without_controller(owners: list[dict[str, Any]]) -> None:
             now=NOW,
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "managed_by"),
+    [
+        pytest.param({}, None, id="absent"),
+        pytest.param({"managedBy": None}, None, id="null"),
+        pytest.param({"managedBy": ""}, None, id="empty"),
+        pytest.param(
+            {"managedBy": "kubernetes.io/job-controller"}, "kubernetes.io/job-controller", id="job-controller"
+        ),
+        pytest.param({"managedBy": MULTIKUEUE}, MULTIKUEUE, id="multikueue"),
+    ],
+)
+def test_job_from_json_managed_by(spec: dict[str, Any], managed_by: str | None) -> None:
+    assert Job.from_json(job_json(spec={"completions": 1, **spec})).managed_by == managed_by
 
 
 def test_job_from_json_annotations() -> None:
@@ -1038,11 +1186,39 @@ def test_pod_from_json_job_owner_and_labels_feed_job_of() -> None:
         {"apiVersion": "batch/v1", "kind": "Job", "name": "nightly-report-29321", "uid": JOB_UID, "controller": True}
     ]
     pod = Pod.from_json(obj)
-    assert pod.controller == Owner(kind="Job", name="nightly-report-29321", uid=JOB_UID)
+    assert pod.controller == JOB_OWNER
     assert job_of(pod) == JOB_UID
     assert decide_pod(pod, live_jobs=NO_JOBS, policy=DEFAULT, now=NOW) == Verdict(
         delete=True, reason="finished 10200 s ago, TTL 3600 s", category="expired"
     )
+
+
+@pytest.mark.parametrize(
+    ("pod", "name"),
+    [
+        pytest.param(make_pod(), "nightly-report-29321", id="job-controller-ref"),
+        pytest.param(make_pod(controller=REPLICA_SET), None, id="other-controller"),
+        pytest.param(
+            make_pod(controller=None, labels={"batch.kubernetes.io/job-name": "a", "job-name": "b"}), "a", id="label"
+        ),
+        pytest.param(make_pod(controller=None, labels={"job-name": "b"}), "b", id="legacy-label"),
+        pytest.param(make_pod(controller=None), None, id="bare"),
+        pytest.param(
+            make_pod(controller=REPLICA_SET, labels={"job-name": "b"}), None, id="label-ignored-with-other-controller"
+        ),
+    ],
+)
+def test_job_name_of(pod: Pod, name: str | None) -> None:
+    assert job_name_of(pod) == name
+
+
+def test_pod_from_json_finalizers() -> None:
+    obj = pod_json({})
+    assert Pod.from_json(obj).finalizers == ()
+    obj["metadata"]["finalizers"] = ["example.com/protect", "batch.kubernetes.io/job-tracking"]
+    assert Pod.from_json(obj).finalizers == ("example.com/protect", "batch.kubernetes.io/job-tracking")
+    obj["metadata"]["finalizers"] = None
+    assert Pod.from_json(obj).finalizers == ()
 
 
 @pytest.mark.parametrize(
