@@ -24,6 +24,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 
+from functions.decisions.lease import LeaseRecord
 from functions.decisions.model import Budget, Job, Node, Pod, VolumeAttachment
 from functions.decisions.names import FIELD_MANAGER
 from functions.decisions.settings import DEFAULT_CONTAINER_API, ClusterConfig
@@ -485,6 +486,30 @@ class ClusterClient:
             query={"fieldManager": FIELD_MANAGER},
             timeout=timeout,
         )
+
+    # -------------------------------------------------------------- leases
+    def get_lease(self, *, namespace: str, name: str) -> LeaseRecord | None:
+        """The ``coordination.k8s.io/v1`` Lease; None when it does not exist."""
+        try:
+            return LeaseRecord.from_json(self._json("GET", _lease_path(namespace, name)))
+        except NotFound:
+            return None
+
+    def create_lease(self, *, namespace: str, body: Mapping[str, Any]) -> LeaseRecord:
+        """Create a Lease; Conflict (409 AlreadyExists) when someone else created it first."""
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{_seg(namespace)}/leases"
+        return LeaseRecord.from_json(self._json("POST", path, body=dict(body), query={"fieldManager": FIELD_MANAGER}))
+
+    def update_lease(self, *, namespace: str, name: str, body: Mapping[str, Any]) -> LeaseRecord:
+        """Replace a Lease (PUT) guarded by the resourceVersion in ``body``: Conflict when it changed
+        since it was read, NotFound when it is gone."""
+        return LeaseRecord.from_json(
+            self._json("PUT", _lease_path(namespace, name), body=dict(body), query={"fieldManager": FIELD_MANAGER})
+        )
+
+
+def _lease_path(namespace: str, name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{_seg(namespace)}/leases/{_seg(name)}"
 
 
 def _preconditions(pod: Pod) -> dict[str, str]:
