@@ -42,7 +42,9 @@ def log_entry(
     when: datetime | None = None,
     operation_id: str | None = None,
 ) -> dict[str, Any]:
-    """A LogEntry of ``kind`` (an EventKind value) shaped like the shared fixtures."""
+    """A genuine LogEntry of ``kind`` (an EventKind value) shaped like the shared fixtures: in the project's
+    Admin Activity (a delete) or System Event audit log, an AuditLog of compute.googleapis.com about a
+    gce_instance."""
     moment = when or datetime.now(UTC)
     if kind == "delete":
         entry = copy.deepcopy(load_fixture("logentry-mig-delete-first.json"))
@@ -55,6 +57,8 @@ def log_entry(
         entry["operation"]["producer"] = method
         prefix = "repair" if kind == "recreate" else "systemevent"
         entry["operation"]["id"] = operation_id or f"{prefix}-{secrets.token_hex(8)}"
+    log = "activity" if kind == "delete" else "system_event"
+    entry["logName"] = f"projects/{project}/logs/cloudaudit.googleapis.com%2F{log}"
     entry["protoPayload"]["resourceName"] = f"projects/{project}/zones/{zone}/instances/{instance}"
     entry["resource"]["labels"] = {
         "instance_id": instance_id or str(secrets.randbelow(10**18)),

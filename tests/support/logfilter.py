@@ -5,7 +5,8 @@ It checks, offline, which LogEntries a log sink (or a log-based metric) would se
 - field paths of dot-separated names, where a name with special characters is double-quoted
   (``protoPayload."@type"``, ``labels."compute.googleapis.com/resource_name"``);
 - comparisons ``FIELD OP VALUE`` with ``=``, ``!=``, ``:`` (has: case-insensitive substring), ``=~`` and
-  ``!~`` (regular expressions, case-sensitive, unanchored), ``<``, ``<=``, ``>``, ``>=``; ``FIELD:*`` (exists);
+  ``!~`` (RE2 regular expressions, case-sensitive, unanchored; ``$`` is the end of the text, as in RE2),
+  ``<``, ``<=``, ``>``, ``>=``; ``FIELD:*`` (exists);
 - values: quoted strings, bare words (``true``, ``ERROR``, ``0``) and value lists ``FIELD=("a" OR "b")``;
 - ``AND``, ``OR``, ``NOT`` and juxtaposition (implicit AND), with the language's precedence: NOT binds
   tightest, then OR, then AND (``a OR b AND c`` is ``(a OR b) AND c``);
@@ -120,7 +121,9 @@ def _compare(field: str, op: str, literal: str) -> ValueTest:
     if op in {"=~", "!~"}:
         if re.search(r"\(\?<?[=!]|\\[1-9]", literal):
             raise FilterSyntaxError(f"{literal!r} uses lookaround or a backreference, which RE2 does not support")
-        pattern = re.compile(literal)
+        if re.search(r"\(\?[a-zA-Z-]*m", literal):
+            raise FilterSyntaxError(f"{literal!r} sets multi-line mode, which this evaluator does not model")
+        pattern = re.compile(_python_regex(literal))
         if op == "=~":
             return lambda value: isinstance(value, str) and pattern.search(value) is not None
         return lambda value: isinstance(value, str) and pattern.search(value) is None
@@ -154,6 +157,38 @@ def _compare(field: str, op: str, literal: str) -> ValueTest:
     if op in {"=", "!="}:
         return _equal(op, literal)
     raise FilterSyntaxError(f"operator {op} needs a number or a severity, got {literal!r}")
+
+
+def _python_regex(re2: str) -> str:
+    """``re2`` for Python's re: RE2's ``$`` (not multi-line) matches only at the end of the text, Python's also
+    before a final newline, so an unescaped ``$`` outside a character class becomes ``\\Z``."""
+    out: list[str] = []
+    index = 0
+    in_class = False
+    while index < len(re2):
+        char = re2[index]
+        if char == "\\":
+            out.append(re2[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            out.append(char)
+            index += 1
+            for literal_start in ("^", "]"):  # "[]a]" and "[^]a]": a "]" first in a class is a member
+                if re2.startswith(literal_start, index):
+                    out.append(literal_start)
+                    index += 1
+            continue
+        elif char == "$":
+            out.append("\\Z")
+            index += 1
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _equal(op: str, literal: str) -> ValueTest:

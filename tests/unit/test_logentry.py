@@ -16,6 +16,9 @@ from cloudevents.http import from_http
 
 from functions.decisions.envelope import PubsubMessage, unwrap
 from functions.decisions.logentry import (
+    AUDIT_LOG_TYPE,
+    COMPUTE_SERVICE,
+    FUTURE_TOLERANCE,
     EventKind,
     IgnoredEvent,
     NodeEvent,
@@ -24,6 +27,8 @@ from functions.decisions.logentry import (
 )
 from functions.decisions.times import parse_rfc3339
 from functions.errors import MalformedEvent, PermanentError
+from tests.support.deliveries import rfc3339
+from tests.support.forgeries import FORGERIES, Forgery
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -683,6 +688,144 @@ def test_wrong_resource_type_message_names_the_type_found() -> None:
         parse_log_entry(entry, now=NOW)
 
 
+# --- only genuine Compute Engine audit entries act ---------------------------------------------------------------
+
+AUDIT_LOG_CONTAINERS = ["projects/acme-prod", "folders/123456789012", "organizations/987654321098"]
+GENUINE_LOG_NAMES = [
+    pytest.param(f"{container}/logs/cloudaudit.googleapis.com%2F{log}", id=f"{container.split('/')[0]}-{log}")
+    for container in AUDIT_LOG_CONTAINERS
+    for log in ("activity", "system_event")
+]
+
+
+def with_log_name(entry: dict[str, Any], log_name: str) -> dict[str, Any]:
+    """``entry`` as an aggregated sink of a folder or organization (or another project's sink) delivers it."""
+    entry["logName"] = log_name
+    return entry
+
+
+def test_the_fixtures_are_genuine_compute_engine_audit_entries() -> None:
+    for entry in (preempted_entry(), mig_delete_entry()):
+        assert entry["logName"].startswith("projects/acme-prod/logs/cloudaudit.googleapis.com%2F")
+        assert entry["protoPayload"]["serviceName"] == COMPUTE_SERVICE
+        assert entry["protoPayload"]["@type"] == AUDIT_LOG_TYPE
+        assert entry["resource"]["type"] == "gce_instance"
+
+
+@pytest.mark.parametrize("log_name", GENUINE_LOG_NAMES)
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        pytest.param(preempted_entry, EXPECTED_PREEMPTED, id="preempted"),
+        pytest.param(mig_delete_entry, EXPECTED_MIG_DELETE, id="mig-delete"),
+    ],
+)
+def test_audit_logs_of_a_project_folder_or_organization_act(make: Any, expected: NodeEvent, log_name: str) -> None:
+    assert parse_log_entry(with_log_name(make(), log_name), now=NOW) == expected
+
+
+# Genuine entries of every outcome: acted on, and ignored (with and without the fields only a NodeEvent needs).
+# A forgery of any of them is malformed: it is never acted on, nor even classified as ignored.
+GENUINE_BASES = [
+    pytest.param(preempted_entry, id="preempted"),
+    pytest.param(mig_delete_entry, id="mig-delete"),
+    pytest.param(live_migration_entry, id="ignored-live-migration"),
+    pytest.param(lambda: delete_with_method("v1.compute.instances.stop"), id="ignored-other-method"),
+    pytest.param(list_entry, id="ignored-without-node-fields"),
+]
+
+
+@pytest.mark.parametrize("make", GENUINE_BASES)
+@pytest.mark.parametrize("forgery", FORGERIES, ids=[f.id for f in FORGERIES])
+def test_forgeries_are_malformed_and_say_what_was_wrong(forgery: Forgery, make: Any) -> None:
+    genuine = make()
+    parse_log_entry(genuine, now=NOW)  # the genuine entry parses (acted on or ignored)
+
+    with pytest.raises(MalformedEvent) as caught:
+        parse_log_entry(forgery.apply(genuine, now=NOW), now=NOW)
+
+    assert forgery.error in str(caught.value)
+    assert isinstance(caught.value, PermanentError)
+
+
+def test_the_forgeries_cover_every_property_of_a_genuine_entry() -> None:
+    changed = {path for f in FORGERIES for path in (*f.set, *f.delete)}
+    assert changed == {"logName", "protoPayload.serviceName", "protoPayload.@type", "resource.type"}
+    assert any(f.timestamp_ahead is not None for f in FORGERIES)
+    assert len({f.id for f in FORGERIES}) == len(FORGERIES)
+    assert all(f.why for f in FORGERIES)
+
+
+def test_a_wrong_log_name_message_says_what_is_expected_and_why() -> None:
+    entry = _with(preempted_entry(), "logName", "projects/acme-prod/logs/my-log")
+
+    with pytest.raises(MalformedEvent) as caught:
+        parse_log_entry(entry, now=NOW)
+
+    message = str(caught.value)
+    assert "'projects/acme-prod/logs/my-log'" in message
+    assert "cloudaudit.googleapis.com%2Factivity or %2Fsystem_event" in message
+    assert "folders/FOLDER or organizations/ORGANIZATION" in message
+    assert "logging.logEntries.create" in message
+
+
+def test_a_huge_forged_value_is_cut_short_in_the_message() -> None:
+    entry = _with(preempted_entry(), "protoPayload.serviceName", "compute." + "x" * 100_000)
+
+    with pytest.raises(MalformedEvent) as caught:
+        parse_log_entry(entry, now=NOW)
+
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("ahead", "acts"),
+    [
+        pytest.param(timedelta(days=-30), True, id="a-month-old"),
+        pytest.param(timedelta(0), True, id="now"),
+        pytest.param(FUTURE_TOLERANCE, True, id="at-the-tolerance"),
+        pytest.param(FUTURE_TOLERANCE + timedelta(microseconds=1), False, id="just-past-the-tolerance"),
+        pytest.param(timedelta(hours=3), False, id="hours-ahead"),
+        pytest.param(timedelta(days=3650), False, id="years-ahead"),
+    ],
+)
+def test_a_timestamp_more_than_the_tolerance_ahead_of_now_is_malformed(ahead: timedelta, acts: bool) -> None:
+    entry = preempted_entry()
+    entry["timestamp"] = rfc3339(NOW + ahead)
+
+    if acts:
+        assert expect_event(parse_log_entry(entry, now=NOW)).event_time == NOW + ahead
+    else:
+        with pytest.raises(MalformedEvent, match="ahead of now"):
+            parse_log_entry(entry, now=NOW)
+
+
+def test_the_future_tolerance_is_one_minute_and_the_message_says_so() -> None:
+    assert timedelta(minutes=1) == FUTURE_TOLERANCE
+    entry = preempted_entry()
+    entry["timestamp"] = "2026-10-02T15:00:00Z"
+
+    with pytest.raises(MalformedEvent) as caught:
+        parse_log_entry(entry, now=NOW)
+
+    message = str(caught.value)
+    assert "'2026-10-02T15:00:00Z' is 3:00:00 ahead of now (2026-10-02T12:00:00+00:00)" in message
+    assert "60 s" in message
+
+
+def test_a_future_timestamp_is_malformed_even_on_an_entry_that_would_be_ignored() -> None:
+    entry = live_migration_entry()
+    entry["timestamp"] = rfc3339(NOW + timedelta(hours=1))
+
+    with pytest.raises(MalformedEvent, match="ahead of now"):
+        parse_log_entry(entry, now=NOW)
+
+
+def test_the_clock_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        parse_log_entry(preempted_entry(), now=NOW.replace(tzinfo=None))
+
+
 # --- timestamps --------------------------------------------------------------------------------------------------
 
 
@@ -935,4 +1078,9 @@ def log_entry_corpus() -> list[dict[str, Any]]:
     entries += [failed_delete(p.values[0], p.values[1]) for p in FAILED_DELETES]
     entries += [delete_with_status(p.values[0]) for p in SUCCESSFUL_STATUSES]
     entries += [p.values[0] for p in _not_first_entries()]
+    for param in GENUINE_LOG_NAMES:  # as aggregated sinks of folders and organizations deliver them
+        (log_name,) = param.values
+        entries += [
+            with_log_name(make(), log_name) for make in (preempted_entry, mig_delete_entry, live_migration_entry)
+        ]
     return entries

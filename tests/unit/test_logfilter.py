@@ -12,8 +12,13 @@ ENTRY: dict[str, Any] = {
     "resource": {"type": "gce_instance", "labels": {"zone": "europe-west4-a"}},
     "severity": "NOTICE",
     "operation": {"first": True, "id": "op-1"},
-    "protoPayload": {"methodName": "v1.compute.instances.delete", "status": {"code": 0}},
-    "jsonPayload": {"count": 3, "code": "7", "flag": "true"},
+    "protoPayload": {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "methodName": "v1.compute.instances.delete",
+        "status": {"code": 0},
+    },
+    "jsonPayload": {"count": 3, "code": "7", "flag": "true", "a.b": {"c": "dotted"}, "line": "end\n"},
+    "labels": {"compute.googleapis.com/resource_name": "gke-a"},
 }
 
 
@@ -51,6 +56,18 @@ ENTRY: dict[str, Any] = {
         pytest.param('resource.type="gce_instance" OR operation.first=true AND severity>=ERROR', False, id="or-first"),
         pytest.param('resource.type="gce_instance" OR (operation.first=true AND severity>=ERROR)', True, id="parens"),
         pytest.param('NOT resource.type="x" AND NOT severity>=ERROR', True, id="not-binds-tightest"),
+        # field path names with special characters are double-quoted
+        pytest.param('protoPayload."@type"="type.googleapis.com/google.cloud.audit.AuditLog"', True, id="quoted-name"),
+        pytest.param('protoPayload."@type"="type.googleapis.com/google.protobuf.Struct"', False, id="quoted-name-miss"),
+        pytest.param('jsonPayload."a.b".c="dotted"', True, id="quoted-name-with-dots-then-more"),
+        pytest.param('jsonPayload."a".c="dotted"', False, id="quoted-name-is-one-name"),
+        pytest.param('labels."compute.googleapis.com/resource_name"="gke-a"', True, id="quoted-label-key"),
+        pytest.param('protoPayload."@type":*', True, id="quoted-name-exists"),
+        # RE2's $ (not multi-line) is the end of the text only; Python's would also match before a final newline
+        pytest.param('jsonPayload.line=~"end$"', False, id="regex-dollar-is-end-of-text"),
+        pytest.param('jsonPayload.line=~"end[^a]$"', True, id="regex-dollar-after-the-newline"),
+        pytest.param('jsonPayload.line=~"[$]"', False, id="regex-dollar-in-class-is-literal"),
+        pytest.param('resource.type=~"instance$"', True, id="regex-dollar"),
     ],
 )
 def test_semantics(text: str, expected: bool) -> None:
@@ -74,6 +91,10 @@ def test_missing_severity_is_default() -> None:
         pytest.param("severity<LOUD", id="unknown-severity"),
         pytest.param('jsonPayload.count>"many"', id="ordered-non-number"),
         pytest.param('resource.type="x" ; severity=ERROR', id="stray-character"),
+        pytest.param('protoPayload. "@type"="x"', id="quoted-name-not-adjacent"),
+        pytest.param('protoPayload.="x"', id="path-ends-with-a-dot"),
+        pytest.param('protoPayload..methodName="x"', id="empty-name"),
+        pytest.param('resource.type=~"(?m)x$"', id="multi-line-mode"),
     ],
 )
 def test_unsupported_syntax_is_an_error(text: str) -> None:

@@ -15,7 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.decisions.envelope import unwrap
-from functions.decisions.logentry import IgnoredEvent, NodeEvent, log_entry_from_message, parse_log_entry
+from functions.decisions.logentry import (
+    AUDIT_LOG_NAME,
+    AUDIT_LOG_TYPE,
+    COMPUTE_SERVICE,
+    FUTURE_TOLERANCE,
+    GCE_INSTANCE,
+    IgnoredEvent,
+    NodeEvent,
+    log_entry_from_message,
+    parse_log_entry,
+)
 from functions.errors import MalformedEvent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -50,6 +60,13 @@ scalars = (
             "compute.instances.preempted",
             "v1.compute.instances.delete",
             "gce_instance",
+            "projects/p/logs/my-log",
+            "projects/acme-prod/logs/cloudaudit.googleapis.com%2Fdata_access",
+            "projects/acme-prod/logs/cloudaudit.googleapis.com/activity",
+            "compute.googleapis.com",
+            "container.googleapis.com",
+            "type.googleapis.com/google.cloud.audit.AuditLog",
+            "2099-01-01T00:00:00Z",
         ]
     )
 )
@@ -132,10 +149,17 @@ def test_mutated_log_entries_parse_or_are_malformed(entry: Any) -> None:
     except MalformedEvent:
         return
     assert isinstance(result, NodeEvent | IgnoredEvent)
+    # acted on or ignored, it is a genuine Compute Engine audit entry
+    assert isinstance(entry["logName"], str)
+    assert AUDIT_LOG_NAME.fullmatch(entry["logName"])
+    assert entry["protoPayload"]["@type"] == AUDIT_LOG_TYPE
+    assert entry["protoPayload"]["serviceName"] == COMPUTE_SERVICE
+    assert entry["resource"]["type"] == GCE_INSTANCE
     if isinstance(result, NodeEvent):  # what is acted on was validated
         assert result.instance
         assert result.zone
         assert result.project
+        assert result.event_time <= NOW + FUTURE_TOLERANCE
 
 
 def test_the_unmutated_fixtures_parse() -> None:

@@ -18,10 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.decisions import envelope
 from functions.decisions import settings as config
 from functions.decisions.logentry import (
+    AUDIT_LOG_NAME,
+    AUDIT_LOG_TYPE,
+    COMPUTE_SERVICE,
     DELETE_METHODS,
     LIVE_MIGRATION_METHOD,
     SYSTEM_EVENT_METHODS,
@@ -31,6 +36,7 @@ from functions.decisions.logentry import (
     parse_log_entry,
 )
 from functions.errors import MalformedEvent
+from tests.support.forgeries import FORGERIES, Forgery
 from tests.support.logfilter import LogFilter, compile_filter
 from tests.support.terraform import (
     EXAMPLE,
@@ -530,6 +536,93 @@ def test_sink_filter_excludes_other_resource_types(sink: LogFilter) -> None:
     entry = test_events.preempted_entry()
     entry["resource"]["type"] = "gce_instance_group_manager"
     assert sink.matches(entry) is False
+
+
+# --- only genuine Compute Engine audit entries: the sink filter is the first check, the parser the second ----------
+
+ACTED_ON = {name: entry for name, entry in CORPUS.items() if acted_on(entry)}
+
+
+def test_the_sink_filter_requires_what_the_parser_requires(module: Module) -> None:
+    lines = rendered_sink_filter(module).splitlines()
+    assert f'logName=~"{AUDIT_LOG_NAME.pattern}"' in lines  # the very same regular expression
+    assert f'protoPayload."@type"="{AUDIT_LOG_TYPE}"' in lines
+    assert f'protoPayload.serviceName="{COMPUTE_SERVICE}"' in lines
+    assert 'resource.type="gce_instance"' in lines
+
+
+def fixture_file_entries() -> dict[str, dict[str, Any]]:
+    """The LogEntries of the fixture files: the logentry-*.json files and the entries the delivery fixtures carry."""
+    found = {
+        path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(FIXTURES.glob("logentry-*.json"))
+    }
+    cloudevent_data = json.loads((FIXTURES / "cloudevent-pubsub-binary.json").read_text(encoding="utf-8"))
+    legacy = json.loads((FIXTURES / "background-event-legacy.json").read_text(encoding="utf-8"))
+    found["cloudevent-pubsub-binary.json"] = log_entry_from_message(envelope.unwrap(cloudevent_data))
+    found["background-event-legacy.json"] = log_entry_from_message(envelope.unwrap({"message": legacy["data"]}))
+    return found
+
+
+@pytest.mark.parametrize(("name", "entry"), list(fixture_file_entries().items()), ids=list(fixture_file_entries()))
+def test_sink_filter_selects_every_genuine_fixture(sink: LogFilter, name: str, entry: dict[str, Any]) -> None:
+    assert acted_on(entry) is True, name
+    assert sink.matches(entry), name
+
+
+@pytest.mark.parametrize("entry", list(ACTED_ON.values()), ids=list(ACTED_ON))
+@pytest.mark.parametrize("forgery", FORGERIES, ids=[f.id for f in FORGERIES])
+def test_sink_filter_selects_no_forgery(sink: LogFilter, forgery: Forgery, entry: dict[str, Any]) -> None:
+    assert sink.matches(entry)
+    forged = forgery.apply(entry, now=NOW)
+
+    assert acted_on(forged) is None  # the parser: malformed
+    if forgery.sink_excludes:
+        assert not sink.matches(forged)
+    else:  # a filter has no clock; the audit logs hold no entries of the future, the parser rejects any
+        assert forgery.timestamp_ahead is not None
+        assert sink.matches(forged)
+
+
+_LOG_NAME_PIECES = [
+    "projects/",
+    "folders/",
+    "organizations/",
+    "billingAccounts/",
+    "acme-prod",
+    "123",
+    "/logs/",
+    "/",
+    "cloudaudit.googleapis.com",
+    "cloudaudit",
+    ".googleapis.com",
+    "%2F",
+    "%2f",
+    "activity",
+    "system_event",
+    "data_access",
+    "x-",
+    "\n",
+    " ",
+    "A",
+]
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=400)
+@given(
+    log_name=st.one_of(
+        st.lists(st.sampled_from(_LOG_NAME_PIECES), max_size=9).map("".join),
+        st.sampled_from(["projects/p", "folders/1", "organizations/2", "projects/"]).flatmap(
+            lambda container: st.sampled_from(["activity", "system_event", "activityx", "", "system_event\n"]).map(
+                lambda log: f"{container}/logs/cloudaudit.googleapis.com%2F{log}"
+            )
+        ),
+    )
+)
+def test_sink_filter_and_parser_agree_on_every_log_name(sink: LogFilter, log_name: str) -> None:
+    entry = test_events.preempted_entry()
+    entry["logName"] = log_name
+
+    assert sink.matches(entry) is (acted_on(entry) is True)
 
 
 def test_a_custom_node_name_pattern_reaches_the_filter(module: Module) -> None:
