@@ -249,15 +249,15 @@ def cordon_annotations(node: Node, plan: DrainPlan, *, now: datetime) -> dict[st
     if plan.operator_force or FORCE_REQUESTED in node.annotations:
         update[FORCE_REQUESTED] = "true" if plan.operator_force else None
     if node.annotations.get(CORDON_EVENT_ID) != plan.event_id:
-        update[CORDON_BOOT_ID] = node.boot_id  # the incarnation this event is about
+        update[CORDON_BOOT_ID] = node.boot_id  # the incarnation this event is about...
+        if plan.instance_id or CORDON_INSTANCE_ID in node.annotations:
+            update[CORDON_INSTANCE_ID] = plan.instance_id  # ...and its VM ("replaced" is against this id)
     if node.annotations.get(CORDONED_BY) != COMPONENT:
         update |= {
             CORDONED_AT: format_time(now),
             CORDON_BOOT_ID: node.boot_id,
             WAS_UNSCHEDULABLE: "true" if node.unschedulable else "false",
         }
-        if plan.instance_id:
-            update[CORDON_INSTANCE_ID] = plan.instance_id
     return update
 
 
@@ -327,13 +327,22 @@ class FenceVerdict:
     node_rule_only: bool = False  # down by the Node rule while Compute Engine could not answer: storm-capped
 
 
-def fence_verdict(*, node: Node | None, vm: VmFacts, event_time: datetime, instance_id: str | None) -> FenceVerdict:
+def fence_verdict(
+    *, node: Node | None, vm: VmFacts, event_time: datetime, instance_id: str | None, boot_id: str | None = None
+) -> FenceVerdict:
     """Invariant 2: whether the event's VM is verified off. Compute Engine outranks the Node rule.
 
     An answer decides: gone, replaced, TERMINATED or STOPPED are off; any other answer about that VM
     (RUNNING, STOPPING, SUSPENDED, REPAIRING, ...) vetoes the Node rule. Only when Compute Engine
     cannot answer does the Node rule decide (Ready Unknown, heartbeat before the event; a deleted
-    Node object too); while its answer is pending, the Node rule waits for it."""
+    Node object too); while its answer is pending, the Node rule waits for it.
+
+    ``boot_id`` is the boot the event is about (recorded at our cordon): a node that has booted
+    since runs a new kubelet, which may run the pods bound to it, so nothing is forced there."""
+    if node is not None and boot_id and node.boot_id and node.boot_id != boot_id:
+        return FenceVerdict(
+            down=False, reason=f"the node has booted again since the event (boot {node.boot_id}): not forced"
+        )
     node_says = "the Node object was deleted" if node is None else node_down(node, event_time=event_time)
     if vm.answer is VmAnswer.ANSWERED:
         off = vm_down(vm.vm, instance_id=instance_id)
@@ -571,6 +580,7 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
         vm=vm,
         event_time=event_time or datetime.min.replace(tzinfo=UTC),  # the Node rule needs the event's time
         instance_id=node.annotations.get(CORDON_INSTANCE_ID),
+        boot_id=node.annotations.get(CORDON_BOOT_ID),
     )
     if verdict.down:
         return RecoveryDecision(action=RecoveryAction.FORCE_CLEANUP, reason=f"verified down: {verdict.reason}{held}")
@@ -579,6 +589,40 @@ def recovery_decision(node: Node, facts: NodeFacts | None = None) -> RecoveryDec
             action=RecoveryAction.WAIT, reason=f"Ready, but still the same boot: not back yet{held}"
         )
     return RecoveryDecision(action=RecoveryAction.WAIT, reason=f"{verdict.reason}{held}", vetoed=verdict.vetoed)
+
+
+class UncordonRefused(StrEnum):
+    NOT_OURS = "not_ours"
+    TAINTED = "tainted"  # our out-of-service taint is there: lifted only with the taint (untaint)
+    NOT_OUR_CORDON = "not_our_cordon"  # the cordon is not ours to lift: force
+
+
+def uncordon_decision(node: Node, *, force: bool, untaint: bool) -> RecoveryDecision | UncordonRefused:
+    """An operator's uncordon (pure). Invariant 6: our records never go while our taint stays, so a
+    node with our taint is lifted only with ``untaint`` (taint and cordon together)."""
+    cordon_ours, tainted = cordoned_by_us(node), tainted_by_us(node)
+    if not cordon_ours and not tainted:
+        return UncordonRefused.NOT_OURS
+    if tainted and not untaint:
+        return UncordonRefused.TAINTED
+    decision = (
+        lift_decision(node)
+        if cordon_ours
+        else RecoveryDecision(action=RecoveryAction.RELEASE, reason="the cordon is not ours: kept")
+    )
+    if decision.action is not RecoveryAction.UNCORDON and node.unschedulable and cordon_ours:
+        if not force:
+            return UncordonRefused.NOT_OUR_CORDON
+        decision = RecoveryDecision(
+            action=RecoveryAction.UNCORDON, reason=f"forced by the operator ({decision.reason})"
+        )
+    if tainted:
+        decision = RecoveryDecision(
+            action=decision.action,
+            reason=f"{decision.reason}; our out-of-service taint removed by the operator",
+            untaint=True,
+        )
+    return decision
 
 
 def same_for_lift(before: Node, after: Node) -> bool:

@@ -398,6 +398,7 @@ class Drain:
                         severity=Severity.WARNING,
                         error=str(exc),
                         status=exc.code,
+                        during="fence",
                     )
                 self._judge(vm=policy.VM_UNAVAILABLE)
                 if isinstance(exc, ComputeDenied):
@@ -423,6 +424,7 @@ class Drain:
                 vm=self._fence_vm,
                 event_time=self.plan.event_time,
                 instance_id=self.plan.instance_id,
+                boot_id=self._node.annotations.get(policy.CORDON_BOOT_ID) if self._node is not None else None,
             )
             veto = verdict.vetoed and not self._vetoed
             self._vetoed = self._vetoed or verdict.vetoed

@@ -163,6 +163,7 @@ class NodeEvents:
                 severity=Severity.WARNING,
                 error=str(exc),
                 status=exc.code,
+                during="staleness",
             )
             return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -368,33 +368,19 @@ class Operations:
         node = client.get_node(node_name)
         if node is None:
             raise NodeNotFound(f"node {node_name} does not exist in cluster {cluster.name}")
-        tainted = policy.tainted_by_us(node)
-        if not policy.cordoned_by_us(node) and not tainted:
+        decision = policy.uncordon_decision(node, force=force, untaint=untaint)
+        if decision is policy.UncordonRefused.NOT_OURS:
             raise NotOurs(f"node {node_name} was not cordoned by {COMPONENT}; use kubectl uncordon")
-        if tainted and not untaint:  # invariant 6: never our annotations gone while our taint stays
+        if decision is policy.UncordonRefused.TAINTED:
             since = node.annotations.get(policy.TAINTED_AT, "")
             raise NotOurs(
                 f"node {node_name} carries our out-of-service taint (since {since}): Kubernetes treats its VM as off "
                 "and has detached its volumes. Check that the VM is running again (gke-node-drainer status), then "
                 "send untaint=true (CLI: --untaint) to remove the taint and the cordon together"
             )
-        decision = (
-            policy.lift_decision(node)
-            if policy.cordoned_by_us(node)
-            else policy.RecoveryDecision(action=policy.RecoveryAction.RELEASE, reason="not cordoned by us")
-        )
-        if decision.action is not policy.RecoveryAction.UNCORDON and node.unschedulable and force:
-            decision = policy.RecoveryDecision(
-                action=policy.RecoveryAction.UNCORDON, reason=f"forced by the operator ({decision.reason})"
-            )
-        elif (
-            decision.action is not policy.RecoveryAction.UNCORDON and node.unschedulable and policy.cordoned_by_us(node)
-        ):
-            raise NotOurs(f"node {node_name}: {decision.reason}; send force=true to uncordon anyway")
-        if tainted:
-            decision = replace(
-                decision, untaint=True, reason=f"{decision.reason}; our out-of-service taint removed by the operator"
-            )
+        if decision is policy.UncordonRefused.NOT_OUR_CORDON:
+            reason = policy.lift_decision(node).reason
+            raise NotOurs(f"node {node_name}: {reason}; send force=true to uncordon anyway")
         result = self._lift(
             cluster, node, decision, dry_run=dry_run, audit=audit.bind(cluster=cluster.name, node=node_name)
         )

@@ -554,7 +554,8 @@ def test_recordon_by_us_keeps_first_cordon_fields() -> None:
         CORDON_REASON: "delete",
         CORDON_EVENT_ID: OTHER_EVENT_ID,
         CORDON_EVENT_TIME: "2026-10-02T08:14:07Z",
-        CORDON_BOOT_ID: "new-boot-id",  # a new event is about the incarnation running now
+        CORDON_BOOT_ID: "new-boot-id",  # a new event is about the incarnation running now...
+        CORDON_INSTANCE_ID: INSTANCE_ID,  # ...and the event's VM
     }
 
 
