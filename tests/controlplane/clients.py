@@ -51,7 +51,8 @@ def rbac_documents(email: str) -> list[dict[str, Any]]:
 
 
 def apply_rbac(api: client.ApiClient, email: str) -> list[dict[str, Any]]:
-    """Create the manifest's ClusterRole and ClusterRoleBinding, bound to ``email``."""
+    """Create the manifest's ClusterRole and ClusterRoleBinding, and its namespaced Role and
+    RoleBinding (the schedule Lease), bound to ``email``."""
     rbac = client.RbacAuthorizationV1Api(api)
     docs = rbac_documents(email)
     for doc in docs:
@@ -59,6 +60,10 @@ def apply_rbac(api: client.ApiClient, email: str) -> list[dict[str, Any]]:
             rbac.create_cluster_role(doc)
         elif doc["kind"] == "ClusterRoleBinding":
             rbac.create_cluster_role_binding(doc)
+        elif doc["kind"] == "Role":
+            rbac.create_namespaced_role(doc["metadata"]["namespace"], doc)
+        elif doc["kind"] == "RoleBinding":
+            rbac.create_namespaced_role_binding(doc["metadata"]["namespace"], doc)
         else:
             raise ValueError(f"unexpected kind in the RBAC manifest: {doc['kind']}")
     return docs

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane, Identity
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+NamedRule = tuple[str, str, str, str]  # (apiGroup, resource, verb, resourceName or "" for any)
+LEASE_NAMESPACE = "kube-system"
+LEASE = "gke-node-drainer-schedule"
 
 # Everything the drainer may do, spelled out: a change of the manifest must change this too.
 EXPECTED: set[Rule] = {
@@ -33,6 +37,13 @@ EXPECTED: set[Rule] = {
     ("events.k8s.io", "events", "patch"),
     ("storage.k8s.io", "volumeattachments", "list"),
 }
+# ... and in kube-system only, the scheduled runs' Lease: get and update by name; create cannot be
+# restricted by name (RBAC authorizes it before the object exists)
+EXPECTED_LEASE: set[NamedRule] = {
+    ("coordination.k8s.io", "leases", "get", LEASE),
+    ("coordination.k8s.io", "leases", "update", LEASE),
+    ("coordination.k8s.io", "leases", "create", ""),
+}
 
 
 def _rules(plane: ControlPlane, identity: Identity, namespace: str) -> set[Rule]:
@@ -45,6 +56,19 @@ def _rules(plane: ControlPlane, identity: Identity, namespace: str) -> set[Rule]
                 for verb in rule.verbs:
                     found.add((group, resource, verb))
     return found
+
+
+def _named_rules(plane: ControlPlane, identity: Identity, namespace: str) -> set[NamedRule]:
+    api = client.AuthorizationV1Api(api_client(plane, identity))
+    review = api.create_self_subject_rules_review({"spec": {"namespace": namespace}})
+    return {
+        (group, resource, verb, name)
+        for rule in review.status.resource_rules
+        for group in rule.api_groups or [""]
+        for resource in rule.resources or []
+        for verb in rule.verbs
+        for name in rule.resource_names or [""]
+    }
 
 
 def _manifest_rules(docs: list[dict[str, Any]]) -> set[Rule]:
@@ -61,12 +85,18 @@ def _manifest_rules(docs: list[dict[str, Any]]) -> set[Rule]:
 def test_manifest_binds_the_drainer_user_to_its_cluster_role(
     drainer_rbac: list[dict[str, Any]], control_plane: ControlPlane
 ) -> None:
+    user = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": control_plane.drainer_user}]
     binding = next(d for d in drainer_rbac if d["kind"] == "ClusterRoleBinding")
-    assert binding["subjects"] == [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": control_plane.drainer_user}
-    ]
+    assert binding["subjects"] == user
     assert binding["roleRef"]["name"] == next(d for d in drainer_rbac if d["kind"] == "ClusterRole")["metadata"]["name"]
-    assert {d["kind"] for d in drainer_rbac} == {"ClusterRole", "ClusterRoleBinding"}
+    assert {d["kind"] for d in drainer_rbac} == {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    role = next(d for d in drainer_rbac if d["kind"] == "Role")
+    lease_binding = next(d for d in drainer_rbac if d["kind"] == "RoleBinding")
+    assert lease_binding["subjects"] == user
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gke-node-drainer"}
+    assert lease_binding["roleRef"] == role_ref
+    assert role["metadata"]["name"] == "gke-node-drainer"
+    assert role["metadata"]["namespace"] == lease_binding["metadata"]["namespace"] == LEASE_NAMESPACE
 
 
 def test_what_the_drainer_may_do_is_exactly_the_manifest(
@@ -76,6 +106,77 @@ def test_what_the_drainer_may_do_is_exactly_the_manifest(
     granted = _rules(control_plane, control_plane.drainer_identities[0], namespace) - baseline
     assert granted == _manifest_rules(drainer_rbac) == EXPECTED
     assert not any(verb == "*" or resource == "*" for _, resource, verb in granted)
+
+
+def test_the_schedule_lease_is_the_only_namespaced_grant(
+    drainer_rbac: list[dict[str, Any]], control_plane: ControlPlane, namespace: str
+) -> None:
+    drainer = control_plane.drainer_identities[0]
+    everywhere = _named_rules(control_plane, drainer, namespace)  # the ClusterRole's, in any namespace
+    in_lease_namespace = _named_rules(control_plane, drainer, LEASE_NAMESPACE)
+    baseline = _named_rules(control_plane, control_plane.stranger, LEASE_NAMESPACE)
+    assert in_lease_namespace - everywhere - baseline == EXPECTED_LEASE
+    role = next(d for d in drainer_rbac if d["kind"] == "Role")
+    assert {
+        (group, resource, verb, name)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames") or [""]
+    } == EXPECTED_LEASE
+    assert not any(r[1] == "leases" for r in everywhere)  # no Lease anywhere else
+
+
+def _lease(name: str, holder: str = "rbac-test") -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60},
+    }
+
+
+@pytest.fixture
+def no_leases(admin_api: client.ApiClient) -> Iterator[client.CoordinationV1Api]:
+    """The schedule Lease (and this test's other Leases) absent before and after the test."""
+    admin = client.CoordinationV1Api(admin_api)
+    names = (LEASE, "rbac-test-other", "rbac-test-created")
+
+    def clear() -> None:
+        for name in names:
+            with contextlib.suppress(ApiException):
+                admin.delete_namespaced_lease(name, LEASE_NAMESPACE)
+
+    clear()
+    yield admin
+    clear()
+
+
+def test_the_drainer_may_hold_its_lease_and_no_other(
+    drainer_api: client.ApiClient, no_leases: client.CoordinationV1Api, namespace: str
+) -> None:
+    leases = client.CoordinationV1Api(drainer_api)
+    # its own Lease: create, get, update
+    assert _status(lambda: leases.create_namespaced_lease(LEASE_NAMESPACE, _lease(LEASE))) == 200
+    own = leases.read_namespaced_lease(LEASE, LEASE_NAMESPACE)
+    own.spec.holder_identity = "rbac-test-2"
+    assert _status(lambda: leases.replace_namespaced_lease(LEASE, LEASE_NAMESPACE, own)) == 200
+    assert _status(lambda: leases.delete_namespaced_lease(LEASE, LEASE_NAMESPACE)) == 403
+    assert _status(lambda: leases.patch_namespaced_lease(LEASE, LEASE_NAMESPACE, {"spec": {}})) == 403
+    assert _status(lambda: leases.list_namespaced_lease(LEASE_NAMESPACE)) == 403
+    # another Lease in the same namespace: neither read nor written
+    other = no_leases.create_namespaced_lease(LEASE_NAMESPACE, _lease("rbac-test-other", holder="kube-scheduler"))
+    assert _status(lambda: leases.read_namespaced_lease("rbac-test-other", LEASE_NAMESPACE)) == 403
+    other.spec.holder_identity = "rbac-test"
+    assert _status(lambda: leases.replace_namespaced_lease("rbac-test-other", LEASE_NAMESPACE, other)) == 403
+    assert _status(lambda: leases.delete_namespaced_lease("rbac-test-other", LEASE_NAMESPACE)) == 403
+    # create is not restricted by name (RBAC cannot): a new Lease may be made, never read back
+    assert _status(lambda: leases.create_namespaced_lease(LEASE_NAMESPACE, _lease("rbac-test-created"))) == 200
+    assert _status(lambda: leases.read_namespaced_lease("rbac-test-created", LEASE_NAMESPACE)) == 403
+    # the Lease's name in another namespace: nothing
+    assert _status(lambda: leases.create_namespaced_lease(namespace, _lease(LEASE))) == 403
+    assert _status(lambda: leases.read_namespaced_lease(LEASE, namespace)) == 403
 
 
 def _status(call: Callable[[], object]) -> int:

@@ -328,6 +328,37 @@ def test_rbac_module_maps_every_field_the_manifest_uses(modules: dict[Path, Modu
     assert set(binding["metadata"]) == set(role["metadata"]) == {"name", "labels"}
 
 
+def test_rbac_module_applies_the_namespaced_lease_grant(modules: dict[Path, Module]) -> None:
+    documents = list(yaml.safe_load_all(RBAC_MANIFEST.read_text()))
+    assert sorted(d["kind"] for d in documents) == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    role = next(d for d in documents if d["kind"] == "Role")
+    binding = next(d for d in documents if d["kind"] == "RoleBinding")
+    rbac = modules[RBAC_MODULE]
+    role_resource = rbac.resources[("kubernetes_role_v1", "lease")]
+    binding_resource = rbac.resources[("kubernetes_role_binding_v1", "lease")]
+    rule_mapping = " ".join(strings(first(role_resource["dynamic"])["rule"]["content"]))
+    subject_mapping = " ".join(strings(first(binding_resource["dynamic"])["subject"]["content"]))
+    for rule in role["rules"]:
+        for key in rule:
+            assert f"rule.value.{key}" in rule_mapping or f'"{key}"' in rule_mapping, f"rule key {key} is not applied"
+    for subject in binding["subjects"]:
+        for key in subject:
+            assert f"subject.value.{key}" in subject_mapping, f"subject key {key} is not applied"
+    for resource, local, document in (
+        (role_resource, "lease_role", role),
+        (binding_resource, "lease_binding", binding),
+    ):
+        metadata = first(resource["metadata"])
+        for key in document["metadata"]:
+            assert metadata[key] == f"${{local.{local}.metadata.{key}}}", f"{local} metadata.{key} is not applied"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "kube-system"
+
+
 # --- least privilege -------------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,9 @@ locals {
   documents    = [for document in split("\n---\n", local.manifest) : yamldecode(document)]
   cluster_role = one([for document in local.documents : document if document.kind == "ClusterRole"])
   binding      = one([for document in local.documents : document if document.kind == "ClusterRoleBinding"])
+  # the namespaced grant of the scheduled runs' Lease (kube-system/gke-node-drainer-schedule)
+  lease_role    = one([for document in local.documents : document if document.kind == "Role"])
+  lease_binding = one([for document in local.documents : document if document.kind == "RoleBinding"])
 }
 
 resource "kubernetes_cluster_role_v1" "drainer" {
@@ -68,6 +71,47 @@ resource "kubernetes_cluster_role_binding_v1" "drainer" {
 
   dynamic "subject" {
     for_each = local.binding.subjects
+    content {
+      api_group = subject.value.apiGroup
+      kind      = subject.value.kind
+      name      = subject.value.name
+    }
+  }
+}
+
+resource "kubernetes_role_v1" "lease" {
+  metadata {
+    name      = local.lease_role.metadata.name
+    namespace = local.lease_role.metadata.namespace
+    labels    = local.lease_role.metadata.labels
+  }
+
+  dynamic "rule" {
+    for_each = local.lease_role.rules
+    content {
+      api_groups     = rule.value.apiGroups
+      resources      = rule.value.resources
+      verbs          = rule.value.verbs
+      resource_names = lookup(rule.value, "resourceNames", null)
+    }
+  }
+}
+
+resource "kubernetes_role_binding_v1" "lease" {
+  metadata {
+    name      = local.lease_binding.metadata.name
+    namespace = local.lease_binding.metadata.namespace
+    labels    = local.lease_binding.metadata.labels
+  }
+
+  role_ref {
+    api_group = local.lease_binding.roleRef.apiGroup
+    kind      = local.lease_binding.roleRef.kind
+    name      = kubernetes_role_v1.lease.metadata[0].name
+  }
+
+  dynamic "subject" {
+    for_each = local.lease_binding.subjects
     content {
       api_group = subject.value.apiGroup
       kind      = subject.value.kind
