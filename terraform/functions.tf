@@ -54,6 +54,20 @@ resource "google_storage_bucket_object" "source" {
   source = data.archive_file.source.output_path
 }
 
+# An event must reach the dead-letter topic before it is too old to act on (max_event_age_seconds: then it
+# is only audited event.expired). Worst case from the LogEntry's timestamp to the dead-letter topic: the
+# sink's delivery delay, then every delivery attempt lasts the event function's whole timeout and is
+# followed by the longest backoff (Pub/Sub's retry policy on the Eventarc subscription, which Terraform
+# cannot set: attach_dead_letter_command sets it with the dead-letter policy). README: the arithmetic.
+locals {
+  # Cloud Logging routes to Pub/Sub in near real time; this allows for ingestion and routing delays.
+  sink_delay_allowance_seconds = 600
+  dead_letter_worst_case_seconds = (
+    local.sink_delay_allowance_seconds +
+    var.dead_letter_max_delivery_attempts * (local.event_timeout_seconds + var.event_retry_max_delay_seconds)
+  )
+}
+
 # Compute Engine events, from the log sink's topic through Eventarc; a raised exception (a transient
 # failure) makes Pub/Sub redeliver, a malformed event is acknowledged and audited.
 resource "google_cloudfunctions2_function" "events" {
@@ -87,12 +101,21 @@ resource "google_cloudfunctions2_function" "events" {
     environment_variables            = merge(local.common_env, local.event_env)
   }
 
+  # The trigger takes only RETRY or DO_NOT_RETRY; the backoff bounds and the dead-letter policy live on
+  # the Eventarc subscription (attach_dead_letter_command).
   event_trigger {
     trigger_region        = var.region
     event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
     pubsub_topic          = google_pubsub_topic.events.id
     retry_policy          = "RETRY_POLICY_RETRY"
     service_account_email = google_service_account.eventarc.email
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.dead_letter_worst_case_seconds < var.max_event_age_seconds
+      error_message = "An event could expire before it reaches the dead-letter topic: ${local.sink_delay_allowance_seconds} s sink delay + ${var.dead_letter_max_delivery_attempts} attempts x (${local.event_timeout_seconds} s function timeout + ${var.event_retry_max_delay_seconds} s longest backoff) = ${local.dead_letter_worst_case_seconds} s, not below max_event_age_seconds = ${var.max_event_age_seconds} s. Lower dead_letter_max_delivery_attempts (at least 5) or event_retry_max_delay_seconds, or raise max_event_age_seconds."
+    }
   }
 
   depends_on = [

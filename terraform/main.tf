@@ -33,6 +33,7 @@ locals {
       DRAINER_FORCE_CLEANUP              = tostring(var.force_cleanup)
       DRAINER_COMPUTE_FENCE              = tostring(var.compute_fence)
       DRAINER_OUT_OF_SERVICE_TAINT       = tostring(var.out_of_service_taint)
+      DRAINER_MAX_EVENT_AGE_SECONDS      = tostring(var.max_event_age_seconds)
       DRAINER_AUDIT_LOG_NAME             = local.audit_log_name
       DRAINER_OUTCOME_TOPIC              = google_pubsub_topic.outcomes.id
       DRAINER_JOB_TTL_SUCCEEDED_SECONDS  = tostring(var.job_ttl_succeeded_seconds)

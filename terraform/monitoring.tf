@@ -2,10 +2,13 @@
 # need a person (each says what to do), and a dashboard.
 #
 # What alerts: drains that could not run (drain.failed), force cleanups that failed (a node verified down
-# that still held pods at the deadline, or whose out-of-service taint could not be added), nodes we keep
-# cordoned or tainted because their recovery keeps failing, and events on the dead-letter topic.
+# that still held pods at the deadline, or whose out-of-service taint could not be added), nodes we have
+# held (cordoned or tainted) for longer than recovery_alert_after_seconds, recoveries that keep failing,
+# events on the dead-letter topic, events lost because they expired (event.expired), and drains kept
+# graceful by storm protection (fence.storm_held).
 # What does not: a graceful delete held by a PodDisruptionBudget until its deadline (drain.incomplete on a
-# node that was not verified down ends as designed; the drains tile and `blocked_pods` show it).
+# node that was not verified down ends as designed; the drains tile and `blocked_pods` show it), and a
+# replay of old events (event.stale).
 
 locals {
   not_dry_run = "NOT jsonPayload.dry_run=true"
@@ -33,8 +36,25 @@ locals {
       }
     }
     recovery_failures = {
-      description = "Recoveries of a node we cordoned or tainted that failed, or that found it back but still held by our out-of-service taint (it stays cordoned or tainted)."
-      filter      = "jsonPayload.action=(\"node.recovery_failed\" OR \"node.held\")"
+      description = "Recoveries of a node we cordoned or tainted that failed (node.recovery_failed): the node stays cordoned or tainted. How long nodes are held is the held_time distribution (node.held)."
+      filter      = "jsonPayload.action=\"node.recovery_failed\""
+      labels      = { node = "EXTRACT(jsonPayload.node)" }
+    }
+    expired_events = {
+      description = "Node events lost: an event passed the maximum event age after failed deliveries and was not acted on (event.expired), by the instance it named. A replayed old event (event.stale) is not counted."
+      filter      = "jsonPayload.action=\"event.expired\""
+      # written before the event's node is looked up: the record names the instance, not the cluster
+      by_cluster = false
+      labels = {
+        project    = "EXTRACT(jsonPayload.project)"
+        zone       = "EXTRACT(jsonPayload.zone)"
+        instance   = "EXTRACT(jsonPayload.instance)"
+        event_kind = "EXTRACT(jsonPayload.event_kind)"
+      }
+    }
+    storm_held = {
+      description = "Drains kept graceful by storm protection: the Node rule was the only signal and the cluster's cap of nodes fenced within the window was reached (fence.storm_held)."
+      filter      = "jsonPayload.action=\"fence.storm_held\""
       labels      = { node = "EXTRACT(jsonPayload.node)" }
     }
     evictions = {
@@ -96,7 +116,27 @@ locals {
       # 0.25 s to about 46 min (deadlines are at most 500 s)
       buckets = { count = 24, growth = 1.5, scale = 0.25 }
     }
+    held_time = {
+      description  = "Time held: how long each node we hold (our cordon or out-of-service taint, waiting) has been held since our cordon, as every recovery run reports it (node.held), in seconds, by cluster and node. The held-node alert compares it with recovery_alert_after_seconds."
+      display_name = "time held"
+      filter       = "jsonPayload.action=\"node.held\" AND jsonPayload.held_seconds>=0"
+      value        = "EXTRACT(jsonPayload.held_seconds)"
+      labels = {
+        cluster = "EXTRACT(jsonPayload.cluster)"
+        node    = "EXTRACT(jsonPayload.node)"
+      }
+      # Explicit bounds with one at recovery_alert_after_seconds: a percentile is interpolated inside a
+      # bucket, so the alert's comparison is exact only at a bucket bound.
+      buckets = { bounds = local.held_time_bounds }
+    }
   }
+
+  held_time_ladder = [60, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 604800]
+  held_time_bounds = concat(
+    [for bound in local.held_time_ladder : bound if bound < var.recovery_alert_after_seconds],
+    [var.recovery_alert_after_seconds],
+    [for bound in local.held_time_ladder : bound if bound > var.recovery_alert_after_seconds],
+  )
 
   metric_type       = { for key, metric in google_logging_metric.counters : key => "logging.googleapis.com/user/${metric.name}" }
   distribution_type = { for key, metric in google_logging_metric.distributions : key => "logging.googleapis.com/user/${metric.name}" }
@@ -112,6 +152,8 @@ locals {
     { title = "Failed drains (alert)", metric = "failed_drains", group_by = "metric.label.node" },
     { title = "Failed force cleanups (alert)", metric = "failed_force_cleanups", group_by = "metric.label.action" },
     { title = "Failed recoveries (alert)", metric = "recovery_failures", group_by = "metric.label.node" },
+    { title = "Expired events: lost (alert)", metric = "expired_events", group_by = "metric.label.project" },
+    { title = "Drains held graceful by storm protection (alert)", metric = "storm_held", group_by = "metric.label.cluster" },
     { title = "Evictions", metric = "evictions", group_by = "metric.label.cluster" },
     { title = "Cleaned Jobs", metric = "cleaned_jobs", group_by = "metric.label.cluster" },
   ]
@@ -120,6 +162,7 @@ locals {
     { title = "Event age (p50, p95, p99)", metric = "event_age", group_by = [], legend = "", percentiles = [50, 95, 99] },
     { title = "Failover time by signal (p50, p95)", metric = "failover_time", group_by = ["metric.label.down_signal"], legend = " $${metric.label.down_signal}", percentiles = [50, 95] },
     { title = "Drain duration by outcome (p50, p95)", metric = "drain_duration", group_by = ["metric.label.outcome"], legend = " $${metric.label.outcome}", percentiles = [50, 95] },
+    { title = "Time nodes are held by us, by cluster (p50, p99; alert)", metric = "held_time", group_by = ["metric.label.cluster"], legend = " $${metric.label.cluster}", percentiles = [50, 99] },
   ]
 
 }
@@ -138,10 +181,14 @@ resource "google_logging_metric" "counters" {
     unit         = "1"
     display_name = "gke-node-drainer ${replace(each.key, "_", " ")}"
 
-    labels {
-      key         = "cluster"
-      value_type  = "STRING"
-      description = "Cluster name."
+    # Every counter is by cluster, except one whose records do not name it (by_cluster = false).
+    dynamic "labels" {
+      for_each = try(each.value.by_cluster, true) ? ["cluster"] : []
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = "Cluster name."
+      }
     }
 
     dynamic "labels" {
@@ -153,7 +200,7 @@ resource "google_logging_metric" "counters" {
     }
   }
 
-  label_extractors = merge({ cluster = "EXTRACT(jsonPayload.cluster)" }, each.value.labels)
+  label_extractors = merge(try(each.value.by_cluster, true) ? { cluster = "EXTRACT(jsonPayload.cluster)" } : {}, each.value.labels)
 
   depends_on = [google_project_service.required]
 }
@@ -184,11 +231,23 @@ resource "google_logging_metric" "distributions" {
 
   label_extractors = each.value.labels
 
+  # Exponential buckets ({count, growth, scale}), or explicit ones ({bounds}) where an alert compares a
+  # percentile with a threshold.
   bucket_options {
-    exponential_buckets {
-      num_finite_buckets = each.value.buckets.count
-      growth_factor      = each.value.buckets.growth
-      scale              = each.value.buckets.scale
+    dynamic "exponential_buckets" {
+      for_each = can(each.value.buckets.bounds) ? [] : [each.value.buckets]
+      content {
+        num_finite_buckets = exponential_buckets.value.count
+        growth_factor      = exponential_buckets.value.growth
+        scale              = exponential_buckets.value.scale
+      }
+    }
+
+    dynamic "explicit_buckets" {
+      for_each = can(each.value.buckets.bounds) ? [each.value.buckets.bounds] : []
+      content {
+        bounds = explicit_buckets.value
+      }
     }
   }
 
@@ -207,6 +266,7 @@ locals {
       condition     = "drain.failed on a node"
       filter        = "metric.type=\"${local.metric_type["failed_drains"]}\" AND resource.type=\"global\""
       aligner       = "ALIGN_SUM"
+      reducer       = "REDUCE_SUM"
       period        = "300s"
       threshold     = 0
       duration      = "0s"
@@ -239,6 +299,7 @@ locals {
       condition     = "pods left on a node verified down, or its out-of-service taint refused"
       filter        = "metric.type=\"${local.metric_type["failed_force_cleanups"]}\" AND resource.type=\"global\""
       aligner       = "ALIGN_SUM"
+      reducer       = "REDUCE_SUM"
       period        = "300s"
       threshold     = 0
       duration      = "0s"
@@ -271,36 +332,79 @@ locals {
     }
 
     held_nodes = {
-      display_name  = "${var.name}: a node stays cordoned or tainted by us after it came back"
-      condition     = "node.recovery_failed or node.held on every run for ${var.recovery_alert_after_seconds} s"
+      display_name  = "${var.name}: a node stays held by us too long"
+      condition     = "node.held with held_seconds above ${var.recovery_alert_after_seconds} s"
+      filter        = "metric.type=\"${local.distribution_type["held_time"]}\" AND resource.type=\"global\""
+      aligner       = "ALIGN_PERCENTILE_99"
+      reducer       = "REDUCE_MAX"
+      period        = "300s"
+      threshold     = var.recovery_alert_after_seconds
+      duration      = "0s"
+      group_by      = ["metric.label.cluster", "metric.label.node"]
+      severity      = "WARNING"
+      documentation = <<-EOT
+        ## A node stays held by us too long
+
+        gke-node-drainer has held node `$${metric.label.node}` of cluster `$${metric.label.cluster}` (our cordon,
+        and our out-of-service taint if it was verified down) for more than ${var.recovery_alert_after_seconds} s.
+        Every scheduled recovery run writes `node.held` for every node it holds, with `held_seconds` (since our
+        cordon) and `reason` (what it waits for: the node not back yet (the VM not `RUNNING`, no new boot, not
+        Ready), a pod still terminating or a volume still attached there, or a fact that could not be read).
+        This alert compares `held_seconds` itself with the threshold (the `held_time` distribution has a bucket
+        bound at the threshold, so the comparison is exact): it fires as soon as one run reports the node held
+        that long, also right after a deploy, does not restart when a run is skipped, and never fires for a node
+        released before the threshold. No pod is scheduled on the node while we hold it.
+
+        **Where to look**
+        - `gcloud logging read '${local.node_query} AND jsonPayload.action=("node.held" OR "node.recovery_failed" OR "node.uncordoned" OR "node.released" OR "node.untainted")' --project ${var.project_id} --freshness 1d`:
+          `reason` and `held_seconds` of the latest `node.held`, `back_since` once the node is Ready again.
+        - `gke-node-drainer status --cluster $${metric.label.cluster}`: the node's `next`, `why`, `tainted_by_us`;
+          `kubectl get volumeattachments` and `kubectl get pods -A --field-selector spec.nodeName=$${metric.label.node}`;
+          the VM: `gcloud compute instances describe $${metric.label.node} --zone ZONE --format='value(status)'`.
+
+        **What to do**
+        - The VM is not back (Spot or preemptible capacity, a VM left `TERMINATED`): the drainer works as designed
+          and lifts its hold when the node returns; resize or recreate the node pool if it does not. Raise
+          `recovery_alert_after_seconds` if such waits are normal for this cluster.
+        - A pod stuck terminating or a volume stuck attached: find what holds it (a finalizer, the CSI driver's
+          attacher); once it is gone the next run lifts the taint and the cordon.
+        - A fact that could not be read, or `node.recovery_failed` in the records: see the recovery-failure alert
+          (a 403 means the RBAC manifest for `${google_service_account.runtime.email}` is missing a verb).
+        - To lift the hold now, once the VM runs again: `gke-node-drainer uncordon $${metric.label.node} --cluster $${metric.label.cluster} --untaint`
+          (our cordon and our out-of-service taint together; `--force` also lifts a cordon from before us).
+      EOT
+    }
+
+    failed_recoveries = {
+      display_name  = "${var.name}: the recovery of a node keeps failing"
+      condition     = "node.recovery_failed on every run for ${var.recovery_alert_after_seconds} s"
       filter        = "metric.type=\"${local.metric_type["recovery_failures"]}\" AND resource.type=\"global\""
       aligner       = "ALIGN_SUM"
-      period        = "900s" # a rolling 15 min: the scheduled recovery runs every minute by default
+      reducer       = "REDUCE_SUM"
+      period        = "300s" # a rolling 5 min: the scheduled recovery runs every minute by default
       threshold     = 0
       duration      = "${var.recovery_alert_after_seconds}s"
       group_by      = ["metric.label.cluster", "metric.label.node"]
       severity      = "WARNING"
       documentation = <<-EOT
-        ## A node stays cordoned or tainted by us after it came back
+        ## The recovery of a node keeps failing
 
-        For more than ${var.recovery_alert_after_seconds} s the scheduled recovery of node `$${metric.label.node}` of
-        cluster `$${metric.label.cluster}` has either failed (`node.recovery_failed`) or found the node back but
-        kept our out-of-service taint (`node.held`: a pod still terminating there, a volume still attached there,
-        or the VM not `RUNNING`). The node keeps our cordon (no pod is scheduled there) and our taint.
+        For about ${var.recovery_alert_after_seconds} s the scheduled recovery of node `$${metric.label.node}` of
+        cluster `$${metric.label.cluster}` has failed on every run (`node.recovery_failed`): the API server refused
+        or failed the uncordon, the removal of our taint or the finish of a force cleanup. The node keeps our
+        cordon (no pod is scheduled there) and our taint. A single failed run does not fire this alert.
 
         **Where to look**
         - `gcloud logging read '${local.node_query} AND jsonPayload.action=("node.recovery_failed" OR "node.held" OR "node.uncordoned" OR "node.released" OR "node.untainted")' --project ${var.project_id} --freshness 2h`:
-          `error` (a failure) or `reason` (what it waits for) says why.
-        - `gke-node-drainer status`: the node's `next`, `why`, `tainted_by_us`;
-          `kubectl get volumeattachments` and `kubectl get pods -A --field-selector spec.nodeName=$${metric.label.node}`.
+          `error` says why.
+        - `gke-node-drainer status --cluster $${metric.label.cluster}`: the node's `next`, `why`, `tainted_by_us`.
 
         **What to do**
         - A 403 in `error`: apply the RBAC manifest for `${google_service_account.runtime.email}` (`patch nodes`).
-        - A pod stuck terminating or a volume stuck attached: find what holds it (a finalizer, the CSI driver's
-          attacher); once it is gone the next run lifts the taint and the cordon.
-        - To lift them now: `gke-node-drainer uncordon $${metric.label.node} --cluster $${metric.label.cluster}`
-          (our cordon only; `--force` also lifts a cordon from before us), and remove our taint by hand:
-          `kubectl taint nodes $${metric.label.node} node.kubernetes.io/out-of-service-`.
+        - A 409 that repeats: something else keeps changing the node; `kubectl get node $${metric.label.node} -o yaml`
+          shows who (`managedFields`).
+        - To lift the hold now, once the VM runs again: `gke-node-drainer uncordon $${metric.label.node} --cluster $${metric.label.cluster} --untaint`
+          (our cordon and our out-of-service taint together; `--force` also lifts a cordon from before us).
       EOT
     }
 
@@ -309,6 +413,7 @@ locals {
       condition     = "undelivered messages on the dead-letter subscription"
       filter        = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_filter}"
       aligner       = "ALIGN_MAX"
+      reducer       = "REDUCE_SUM"
       period        = "300s"
       threshold     = 0
       duration      = "0s"
@@ -338,6 +443,94 @@ locals {
           `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter.id} --auto-ack --limit 100`.
       EOT
     }
+
+    expired_events = {
+      display_name  = "${var.name}: a node event was lost (expired after failed deliveries)"
+      condition     = "event.expired for an instance"
+      filter        = "metric.type=\"${local.metric_type["expired_events"]}\" AND resource.type=\"global\""
+      aligner       = "ALIGN_SUM"
+      reducer       = "REDUCE_SUM"
+      period        = "300s"
+      threshold     = 0
+      duration      = "0s"
+      group_by      = ["metric.label.project", "metric.label.zone", "metric.label.instance"]
+      severity      = "ERROR"
+      documentation = <<-EOT
+        ## A node event was lost: it expired after failed deliveries
+
+        A Compute Engine `$${metric.label.event_kind}` event for instance `$${metric.label.instance}` (project
+        `$${metric.label.project}`, zone `$${metric.label.zone}`) reached the event function only when it was
+        older than ${var.max_event_age_seconds} s, after failed deliveries (`event.expired`). It was not acted
+        on: the node may never have been cordoned, drained or fenced, and its pods may still be `Unknown` or
+        `Terminating` on a VM that is gone. It should have reached the dead-letter topic first (README: the
+        dead-letter arithmetic), so either the dead-letter policy and retry backoff are not set on the Eventarc
+        subscription (Pub/Sub then retries for 24 h), deliveries were delayed (a backlog, `event_max_instances`
+        reached), or it was replayed from the dead-letter topic too late. An old event replayed on purpose is
+        `event.stale` (INFO) and never fires this alert.
+
+        **Where to look**
+        - The event and its earlier deliveries: `gcloud logging read '${local.audit_query} AND jsonPayload.instance="$${metric.label.instance}" AND jsonPayload.action=("event.received" OR "event.expired" OR "cluster.unreachable" OR "drain.failed")' --project ${var.project_id} --freshness 1d`
+          (`reason`, `delivery_attempt`, `publish_time`, `event_age_seconds`; `error` and `fix` of the failures).
+        - The node now (its name is the instance's, `gke-CLUSTER-POOL-...`): `gke-node-drainer status --cluster CLUSTER`,
+          `kubectl get pods -A --field-selector spec.nodeName=$${metric.label.instance}`, and the VM:
+          `gcloud compute instances describe $${metric.label.instance} --project $${metric.label.project} --zone $${metric.label.zone} --format='value(status)'`.
+        - The Eventarc subscription's policies: the first line of `terraform output -raw attach_dead_letter_command`
+          finds it; `gcloud pubsub subscriptions describe "$SUB" --format='yaml(deadLetterPolicy,retryPolicy)'`.
+
+        **What to do**
+        - The node still there with its pods: drain it now, `gke-node-drainer drain $${metric.label.instance} --cluster CLUSTER --force`
+          (evictions honour the budgets; what is left is forced only once the VM is verified off).
+        - The node replaced or back since: nothing is left to do for it.
+        - So that the next one dead-letters instead: run `attach_dead_letter_command` (again after anything that
+          recreated the trigger), fix what failed the deliveries (`fix` names the grant), raise `event_max_instances`
+          if events queue up.
+      EOT
+    }
+
+    storm_held = {
+      display_name  = "${var.name}: fence storm, drains kept graceful while Compute Engine cannot answer"
+      condition     = "fence.storm_held in a cluster"
+      filter        = "metric.type=\"${local.metric_type["storm_held"]}\" AND resource.type=\"global\""
+      aligner       = "ALIGN_SUM"
+      reducer       = "REDUCE_SUM"
+      period        = "300s"
+      threshold     = 0
+      duration      = "0s"
+      group_by      = ["metric.label.cluster"]
+      severity      = "ERROR"
+      documentation = <<-EOT
+        ## Fence storm: many nodes Unknown while Compute Engine cannot answer
+
+        In cluster `$${metric.label.cluster}` nodes turned Ready `Unknown` while Compute Engine could not say
+        whether their VMs are off (a timeout, 5xx or 403, or `compute_fence = false`), so the Node rule was the
+        only signal, and the cluster's cap of nodes fenced that way within the window was reached
+        (`fence.storm_held`: `fenced`, `cap`, `window_seconds`; `error` when the fenced nodes could not be
+        counted). The drains beyond the cap stay graceful: no force-delete, no out-of-service taint, so the
+        StatefulSet pods of those nodes do not fail over. A zonal network partition looks like this (the VMs
+        still run: forcing would make two writers), and so does a missing `compute.instances.get` grant.
+
+        **Where to look**
+        - `gcloud logging read '${local.audit_query} AND jsonPayload.cluster="$${metric.label.cluster}" AND jsonPayload.action=("fence.storm_held" OR "fence.unavailable" OR "node.verified_down")' --project ${var.project_id} --freshness 2h`:
+          the nodes held, and why Compute Engine did not answer (`error`, `status` of `fence.unavailable`).
+        - Which nodes are Unknown, and in which zones: `kubectl get nodes -L topology.kubernetes.io/zone`;
+          `gke-node-drainer status --cluster $${metric.label.cluster}`.
+        - Whether their VMs run: `gcloud compute instances describe NODE --project CLUSTER_PROJECT --zone ZONE --format='value(status)'`.
+
+        **What to do**
+        - A 403: grant `compute.instances.get` to `${google_service_account.runtime.email}` in the cluster's
+          project (`terraform apply` with `compute_fence = true` creates the custom role and binding). Once
+          Compute Engine answers, it decides for each node: the recovery runs finish the force cleanup of nodes
+          whose VMs are off (`status`: `next` is `force_cleanup`).
+        - The VMs `RUNNING` (a partition): force nothing; the nodes return with the network and recovery lifts
+          our cordons.
+        - The VMs off while Compute Engine cannot be asked (an outage): check each VM is off, then force what is
+          left by hand: `kubectl delete pod -n NAMESPACE POD --grace-period=0 --force` and
+          `kubectl taint nodes NODE node.kubernetes.io/out-of-service=nodeshutdown:NoExecute` (a taint you add is
+          yours to remove once the node is back).
+        - The cap is `DRAINER_FENCE_STORM_SHARE` of the cluster's nodes (default 10 %, at least 1) within
+          `DRAINER_FENCE_STORM_WINDOW_SECONDS` (default 600 s).
+      EOT
+    }
   }
 }
 
@@ -363,7 +556,7 @@ resource "google_monitoring_alert_policy" "alerts" {
       aggregations {
         alignment_period     = each.value.period
         per_series_aligner   = each.value.aligner
-        cross_series_reducer = "REDUCE_SUM"
+        cross_series_reducer = each.value.reducer
         group_by_fields      = each.value.group_by
       }
 

@@ -49,10 +49,10 @@ output "sink_writer_identities" {
 }
 
 output "attach_dead_letter_command" {
-  description = "Shell commands that point the Eventarc-managed subscription at the dead-letter topic (the provider cannot)."
+  description = "Shell commands that set the dead-letter topic and the retry backoff on the Eventarc-managed subscription (the provider cannot); with them an event reaches the dead-letter topic before it expires."
   value       = <<-EOT
     SUB=$(gcloud eventarc triggers describe ${basename(google_cloudfunctions2_function.events.event_trigger[0].trigger)} --project ${var.project_id} --location ${var.region} --format='value(transport.pubsub.subscription)')
-    gcloud pubsub subscriptions update "$SUB" --project ${var.project_id} --dead-letter-topic=${google_pubsub_topic.dead_letter.id} --max-delivery-attempts=${var.dead_letter_max_delivery_attempts}
+    gcloud pubsub subscriptions update "$SUB" --project ${var.project_id} --dead-letter-topic=${google_pubsub_topic.dead_letter.id} --max-delivery-attempts=${var.dead_letter_max_delivery_attempts} --min-retry-delay=10s --max-retry-delay=${var.event_retry_max_delay_seconds}s
     gcloud pubsub subscriptions add-iam-policy-binding "$SUB" --project ${var.project_id} --member=serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com --role=roles/pubsub.subscriber
   EOT
 }

@@ -210,13 +210,35 @@ variable "event_topic_retention" {
 }
 
 variable "dead_letter_max_delivery_attempts" {
-  description = "Delivery attempts before a log event goes to the dead-letter topic (used by the attach command in the outputs)."
+  description = "Delivery attempts before a log event goes to the dead-letter topic (set by attach_dead_letter_command). With the retry delay, the event function's timeout and the sink's delay, the last attempt must end before max_event_age_seconds (checked at plan: README, the dead-letter arithmetic)."
   type        = number
-  default     = 20
+  default     = 7
 
   validation {
-    condition     = var.dead_letter_max_delivery_attempts >= 5 && var.dead_letter_max_delivery_attempts <= 100
-    error_message = "dead_letter_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+    condition     = var.dead_letter_max_delivery_attempts >= 5 && var.dead_letter_max_delivery_attempts <= 100 && floor(var.dead_letter_max_delivery_attempts) == var.dead_letter_max_delivery_attempts
+    error_message = "dead_letter_max_delivery_attempts must be a whole number between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "event_retry_max_delay_seconds" {
+  description = "Longest backoff between two deliveries of a log event that failed (the Eventarc subscription's retry policy, set by attach_dead_letter_command; Pub/Sub's default is 600 s). Each delivery attempt may also last the event function's 540 s timeout."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.event_retry_max_delay_seconds >= 10 && var.event_retry_max_delay_seconds <= 600 && floor(var.event_retry_max_delay_seconds) == var.event_retry_max_delay_seconds
+    error_message = "event_retry_max_delay_seconds must be a whole number of seconds between 10 (the shortest backoff the attach command sets) and 600 (Pub/Sub's limit)."
+  }
+}
+
+variable "max_event_age_seconds" {
+  description = "Events older than this (LogEntry timestamp to handling) are not acted on: audited event.stale (a replay) or event.expired (lost to failed deliveries). Every event must reach the dead-letter topic before this age (checked at plan)."
+  type        = number
+  default     = 7200
+
+  validation {
+    condition     = var.max_event_age_seconds >= 60 && var.max_event_age_seconds <= 86400 && floor(var.max_event_age_seconds) == var.max_event_age_seconds
+    error_message = "max_event_age_seconds must be a whole number of seconds between 60 and 86400 (Eventarc keeps an undelivered event for 24 h)."
   }
 }
 
@@ -250,13 +272,13 @@ variable "memory" {
 }
 
 variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids for the alerts (failed drains, failed force cleanups, failing recoveries, dead letters)."
+  description = "Cloud Monitoring notification channel ids for the alerts (failed drains, failed force cleanups, nodes held too long, failing recoveries, dead letters, expired events, fence storms)."
   type        = list(string)
   default     = []
 }
 
 variable "recovery_alert_after_seconds" {
-  description = "How long the scheduled recovery of a node we cordoned or tainted may keep failing (node.recovery_failed) before the alert fires."
+  description = "How long a node may stay held by us (cordoned or tainted, node.held's held_seconds since our cordon) or its scheduled recovery keep failing (node.recovery_failed) before an alert fires."
   type        = number
   default     = 1800
 

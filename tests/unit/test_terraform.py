@@ -463,6 +463,135 @@ def test_drain_deadlines_fit_in_the_event_function_timeout(module: Module) -> No
     assert max(config.DEFAULT_DEADLINES.values()) < timeout
 
 
+# --- an event reaches the dead-letter topic before it can expire -------------------------------------------------
+
+ARITHMETIC_VARIABLES = ("dead_letter_max_delivery_attempts", "event_retry_max_delay_seconds", "max_event_age_seconds")
+
+
+def _evaluate(expression: str, values: dict[str, Any]) -> Any:
+    from tests.support.hclexpr import evaluate
+
+    return evaluate(expression, values)
+
+
+def _accepted(module: Module, name: str, value: float) -> bool:
+    """Whether every validation of variable ``name`` accepts ``value``."""
+    return all(_evaluate(rule["condition"], {f"var.{name}": value}) for rule in module.variables[name]["validation"])
+
+
+def _dead_letter_check(module: Module) -> dict[str, Any]:
+    lifecycle = first(functions_of(module)["events"]["lifecycle"])
+    return first(lifecycle["precondition"])
+
+
+def _plan_refuses(module: Module, **overrides: float) -> tuple[bool, float]:
+    """What the events function's precondition says at plan time with the defaults and ``overrides``:
+    (refused, worst case in seconds), each variable first passing its own validations."""
+    values: dict[str, Any] = {}
+    for name in ARITHMETIC_VARIABLES:
+        value = overrides.get(name, module.variables[name]["default"])
+        assert _accepted(module, name, value), f"{name} = {value} is refused by its own validation"
+        values[f"var.{name}"] = value
+    values["local.event_timeout_seconds"] = _timeout(module, "events")
+    values["local.sink_delay_allowance_seconds"] = module.locals["sink_delay_allowance_seconds"]
+    worst = _evaluate(module.locals["dead_letter_worst_case_seconds"], values)
+    values["local.dead_letter_worst_case_seconds"] = worst
+    return not _evaluate(_dead_letter_check(module)["condition"], values), worst
+
+
+def test_the_worst_case_to_the_dead_letter_topic_is_every_attempt_at_full_timeout_and_longest_backoff(
+    module: Module,
+) -> None:
+    from tests.support.hclexpr import references
+
+    worst = module.locals["dead_letter_worst_case_seconds"]
+    assert references(worst) == {
+        "local.sink_delay_allowance_seconds",
+        "var.dead_letter_max_delivery_attempts",
+        "local.event_timeout_seconds",
+        "var.event_retry_max_delay_seconds",
+    }
+    symbols = {
+        "local.sink_delay_allowance_seconds": 1000,
+        "var.dead_letter_max_delivery_attempts": 10,
+        "local.event_timeout_seconds": 100,
+        "var.event_retry_max_delay_seconds": 1,
+    }
+    assert _evaluate(worst, symbols) == 1000 + 10 * (100 + 1)
+    assert module.locals["sink_delay_allowance_seconds"] >= 300, "Logging's routing is near real time, not instant"
+    check = _dead_letter_check(module)
+    assert check["condition"] == "${local.dead_letter_worst_case_seconds < var.max_event_age_seconds}"
+    # the refusal shows the numbers it was computed from
+    for name in (
+        "local.sink_delay_allowance_seconds",
+        "var.dead_letter_max_delivery_attempts",
+        "local.event_timeout_seconds",
+        "var.event_retry_max_delay_seconds",
+        "local.dead_letter_worst_case_seconds",
+        "var.max_event_age_seconds",
+    ):
+        assert "${" + name + "}" in check["error_message"], name
+
+
+def test_the_defaults_dead_letter_an_event_before_it_expires(module: Module) -> None:
+    refused, worst = _plan_refuses(module)
+    assert not refused
+    assert worst == 600 + 7 * (540 + 300) == 6480
+    assert worst < module.variables["max_event_age_seconds"]["default"]
+    # the function ages events by the same maximum Terraform checks against
+    assert module.variables["max_event_age_seconds"]["default"] == config.DEFAULT_MAX_EVENT_AGE
+    common_env = re.sub(r"\s+", " ", module.locals["common_env"])  # a merge(...) expression
+    assert "DRAINER_MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)" in common_env, common_env
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"dead_letter_max_delivery_attempts": 20}, True),  # the old default: 600 + 20 x 840 = 17400 s
+        ({"dead_letter_max_delivery_attempts": 8}, True),  # 600 + 8 x 840 = 7320 s
+        ({"event_retry_max_delay_seconds": 600}, True),  # Pub/Sub's default backoff: 600 + 7 x 1140 = 8580 s
+        ({"max_event_age_seconds": 3600}, True),
+        ({"dead_letter_max_delivery_attempts": 5, "event_retry_max_delay_seconds": 600}, False),  # 6300 s
+        ({"dead_letter_max_delivery_attempts": 10, "event_retry_max_delay_seconds": 60}, False),  # 6600 s
+        ({"dead_letter_max_delivery_attempts": 20, "max_event_age_seconds": 18000}, False),  # 17400 s
+    ],
+    ids=str,
+)
+def test_the_plan_refuses_retry_settings_that_let_an_event_expire_first(
+    module: Module, overrides: dict[str, float], refused: bool
+) -> None:
+    assert _plan_refuses(module, **overrides)[0] is refused
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("dead_letter_max_delivery_attempts", 4, False),  # Pub/Sub's minimum is 5
+        ("dead_letter_max_delivery_attempts", 5, True),
+        ("dead_letter_max_delivery_attempts", 7.5, False),
+        ("dead_letter_max_delivery_attempts", 101, False),
+        ("event_retry_max_delay_seconds", 5, False),  # below the 10 s minimum the attach command sets
+        ("event_retry_max_delay_seconds", 601, False),  # Pub/Sub's limit
+        ("max_event_age_seconds", 90000, False),  # longer than Eventarc keeps an event
+    ],
+)
+def test_each_retry_setting_is_validated_on_its_own(module: Module, name: str, value: float, accepted: bool) -> None:
+    assert _accepted(module, name, value) is accepted
+
+
+def test_the_attach_command_sets_what_the_arithmetic_assumes(module: Module) -> None:
+    command = module.outputs["attach_dead_letter_command"]["value"]
+    update = next(line for line in command.splitlines() if "subscriptions update" in line)
+    assert "--max-delivery-attempts=${var.dead_letter_max_delivery_attempts}" in update
+    assert "--max-retry-delay=${var.event_retry_max_delay_seconds}s" in update
+    minimum = re.search(r"--min-retry-delay=(\d+)s", update)
+    assert minimum is not None, update
+    assert not _accepted(module, "event_retry_max_delay_seconds", int(minimum[1]) - 1), "max below min"
+    assert "--dead-letter-topic=${google_pubsub_topic.dead_letter.id}" in update
+    # the trigger itself can only say RETRY: the backoff lives on the subscription
+    assert first(functions_of(module)["events"]["event_trigger"])["retry_policy"] == "RETRY_POLICY_RETRY"
+
+
 def test_sink_has_its_own_writer_identity_and_publishes_to_the_event_topic(module: Module) -> None:
     project_sink = module.resources[("google_logging_project_sink", "node_events")]
     assert project_sink["unique_writer_identity"] is True
@@ -665,7 +794,26 @@ def test_a_custom_node_name_pattern_reaches_the_filter(module: Module) -> None:
 # --- monitoring: alerts that say what to do, metrics that measure what they say ----------------------------------
 
 ALERT_METRIC = re.compile(r'metric\.type=\\?"\$\{local\.metric_type\["(\w+)"\]\}\\?"')
+ALERT_DISTRIBUTION = re.compile(r'metric\.type=\\?"\$\{local\.distribution_type\["(\w+)"\]\}\\?"')
 MONITORING_VARIABLES = {"project_id": "acme-ops"}
+ALERTS = {
+    "failed_drains",
+    "failed_force_cleanups",
+    "held_nodes",
+    "failed_recoveries",
+    "dead_letters",
+    "expired_events",
+    "storm_held",
+}
+# What Monitoring fills in for ${metric.label.*} in a runbook, for the incident of the records below.
+INCIDENT_LABELS = {
+    "node": "gke-a-pool-1-x1y2",
+    "instance": "gke-a-pool-1-x1y2",
+    "cluster": "prod",
+    "project": "acme-prod",
+    "zone": "europe-west4-b",
+    "event_kind": "preempted",
+}
 
 
 def _counter_filter(module: Module, key: str) -> LogFilter:
@@ -682,10 +830,51 @@ def _audit_record(action: str, **payload: Any) -> dict[str, Any]:
     }
 
 
+def _event_record(action: str, **payload: Any) -> dict[str, Any]:
+    """A record of the event function written before the event's node is looked up (event.received,
+    event.stale, event.expired): the event's context, no cluster or node (README, audit records)."""
+    context = {
+        "trigger": "pubsub",
+        "event_id": "systemevent-1a2b3c",
+        "event_kind": "preempted",
+        "instance": "gke-a-pool-1-x1y2",
+        "instance_id": "4711",
+        "zone": "europe-west4-b",
+        "project": "acme-prod",
+        "insert_id": "abc123",
+    }
+    return {
+        "logName": "projects/acme-ops/logs/gke-node-drainer-audit",
+        "jsonPayload": {"audit": True, "action": action, **context, **payload},
+    }
+
+
+def _expired_record(**payload: Any) -> dict[str, Any]:
+    documented = {
+        "reason": "the event is 7300 s old; it was lost to failed deliveries (delivery attempt 6)",
+        "event_age_seconds": 7300.2,
+        "delivery_attempt": 6,
+        "publish_time": "2026-12-05T08:00:01+00:00",
+    }
+    return _event_record("event.expired", **{**documented, **payload})
+
+
+def _storm_record(**payload: Any) -> dict[str, Any]:
+    return _audit_record("fence.storm_held", **{"fenced": 2, "cap": 2, "window_seconds": 600.0, **payload})
+
+
 def _documentation(module: Module, name: str) -> str:
     alert = module.locals["alerts"][name]
     text: str = alert["documentation"]
     return text.replace('\\"', '"')  # python-hcl2 escapes the quotes of a heredoc; Terraform does not
+
+
+def _incident(text: str) -> str:
+    """``text`` with the ${metric.label.*} that Monitoring fills in for the incident."""
+    for label, value in INCIDENT_LABELS.items():
+        text = text.replace(f"$${{metric.label.{label}}}", value)
+    assert "$${metric.label." not in text, f"a label no test fills in: {text}"
+    return text
 
 
 def test_every_alert_is_a_markdown_runbook_with_commands_and_queries(module: Module) -> None:
@@ -697,7 +886,7 @@ def test_every_alert_is_a_markdown_runbook_with_commands_and_queries(module: Mod
         "content": "${each.value.documentation}",
         "__is_block__": True,
     }
-    assert set(module.locals["alerts"]) == {"failed_drains", "failed_force_cleanups", "held_nodes", "dead_letters"}
+    assert set(module.locals["alerts"]) == ALERTS
     for name in module.locals["alerts"]:
         text = _documentation(module, name)
         assert text.startswith("## "), f"{name}: the runbook starts with what happened"
@@ -705,6 +894,13 @@ def test_every_alert_is_a_markdown_runbook_with_commands_and_queries(module: Mod
         assert "**What to do**" in text, name
         assert re.search(r"`gcloud logging read '[^']+'", text), f"{name}: no audit log query"
         assert re.search(r"`[^`]*gke-node-drainer \w+[^`]*`", text), f"{name}: no command of the CLI"
+        labels = set(re.findall(r"\$\$\{metric\.label\.(\w+)\}", text))
+        grouped = {field.removeprefix("metric.label.") for field in module.locals["alerts"][name]["group_by"]}
+        counters = module.locals["counter_metrics"]
+        metric = ALERT_METRIC.search(module.locals["alerts"][name]["filter"])
+        if metric is not None:  # a counter's labels that are the same in every record of the incident
+            grouped |= {"event_kind"} if "event_kind" in counters[metric[1]]["labels"] else set()
+        assert labels <= grouped, f"{name}: the runbook uses labels the incident does not carry: {labels - grouped}"
 
 
 def test_every_cli_command_in_a_runbook_parses(module: Module) -> None:
@@ -712,8 +908,7 @@ def test_every_cli_command_in_a_runbook_parses(module: Module) -> None:
 
     subcommands = set()
     for name in module.locals["alerts"]:
-        text = _documentation(module, name).replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
-        text = text.replace("$${metric.label.cluster}", "prod")
+        text = _incident(_documentation(module, name))
         spans = re.findall(r"`([^`]+)`", text)
         for command in (m[1] for span in spans if (m := re.search(r"gke-node-drainer ([^|]+)", span))):
             args = shlex.split(command)
@@ -723,37 +918,53 @@ def test_every_cli_command_in_a_runbook_parses(module: Module) -> None:
 
 
 def test_every_log_query_in_a_runbook_is_a_valid_query_of_the_audit_log(module: Module) -> None:
-    """The gcloud queries, rendered as Monitoring and Terraform would, select that node's audit records."""
-    record = _audit_record("drain.failed")
-    other_node = _audit_record("drain.failed", node="gke-a-pool-1-zzzz")
-    # Monitoring fills in the labels of the incident
-    node_query = module.locals["node_query"].replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
-    node_query = node_query.replace("$${metric.label.cluster}", "prod")
+    """The gcloud queries, rendered as Monitoring and Terraform would, select the incident's audit records
+    (those of its node, instance or cluster, of the actions the query names) and no other node's."""
+    records = [
+        _audit_record("drain.failed", instance="gke-a-pool-1-x1y2"),
+        _audit_record("node.taint_failed", error="403"),
+        _audit_record("node.held", reason="a volume still attached", held_seconds=2400.0, back=True),
+        _audit_record("node.recovery_failed", error="403"),
+        _storm_record(),
+        _expired_record(),
+    ]
+    other_node = _audit_record("drain.failed", node="gke-a-pool-1-zzzz", instance="gke-a-pool-1-zzzz")
+    other_cluster = _storm_record(cluster="staging")
+    node_query = _incident(module.locals["node_query"])
     for name in module.locals["alerts"]:
-        text = _documentation(module, name).replace("$${metric.label.node}", "gke-a-pool-1-x1y2")
-        text = text.replace("$${metric.label.cluster}", "prod")
+        text = _incident(_documentation(module, name))
         queries = re.findall(r"`gcloud logging read '([^']+)'", text)
         assert queries, name
         for query in queries:
             rendered = render(query, module, variables=MONITORING_VARIABLES, bindings={"local.node_query": node_query})
             log_filter = compile_filter(rendered)
             assert "logs/gke-node-drainer-audit" in rendered, f"{name}: {rendered}"
-            if "jsonPayload.node=" in rendered:
+            scope = dict(re.findall(r'jsonPayload\.(node|cluster|instance)="([^"]+)"', rendered))
+            if {"node", "instance"} & set(scope):
                 assert not log_filter.matches(other_node), f"{name}: {rendered} is not scoped to the node"
-            if "drain.failed" in rendered or "jsonPayload.action" not in rendered:
-                assert log_filter.matches(record), f"{name}: {rendered}"
+            if "cluster" in scope:
+                assert not log_filter.matches(other_cluster), f"{name}: {rendered} is not scoped to the cluster"
+            named = set(re.findall(r'"([a-z]+\.[a-z_]+)"', rendered))
+            expected = [
+                r
+                for r in records
+                if all(r["jsonPayload"].get(field) == value for field, value in scope.items())
+                and ("jsonPayload.action" not in rendered or r["jsonPayload"]["action"] in named)
+            ]
+            assert expected, f"{name}: no record of the incident for {rendered}"
+            for record in expected:
+                assert log_filter.matches(record), f"{name}: {rendered} misses {record['jsonPayload']['action']}"
 
 
 def test_alerts_fire_on_what_needs_a_person_and_not_on_graceful_deletes_held_by_a_budget(module: Module) -> None:
-    counted = {
-        name: ALERT_METRIC.search(alert["filter"])[1]  # type: ignore[index]
-        for name, alert in module.locals["alerts"].items()
-        if name != "dead_letters"
-    }
+    alerts = module.locals["alerts"]
+    counted = {name: m[1] for name, alert in alerts.items() if (m := ALERT_METRIC.search(alert["filter"]))}
     assert counted == {
         "failed_drains": "failed_drains",
         "failed_force_cleanups": "failed_force_cleanups",
-        "held_nodes": "recovery_failures",
+        "failed_recoveries": "recovery_failures",
+        "expired_events": "expired_events",
+        "storm_held": "storm_held",
     }
     filters = {name: _counter_filter(module, metric) for name, metric in counted.items()}
 
@@ -774,10 +985,24 @@ def test_alerts_fire_on_what_needs_a_person_and_not_on_graceful_deletes_held_by_
         "failed_force_cleanups"
     }
     assert alerting(_audit_record("node.taint_failed", error="403")) == {"failed_force_cleanups"}
-    assert alerting(_audit_record("node.recovery_failed", error="403")) == {"held_nodes"}
+    assert alerting(_audit_record("node.recovery_failed", error="403")) == {"failed_recoveries"}
     assert alerting(_audit_record("drain.failed", error="503", dry_run=True)) == set()
+    # a node held is measured (held_time), not counted: waiting for a node to come back is no failure
+    assert alerting(_audit_record("node.held", reason="not back yet", held_seconds=120.0, back=False)) == set()
+    # lost events and storms, and not their neighbours
+    assert alerting(_expired_record()) == {"expired_events"}
+    assert alerting(_expired_record(delivery_attempt=None)) == {"expired_events"}, "published young, then lost"
+    assert alerting(_event_record("event.stale", reason="the event is 9000 s old")) == set(), "a replay"
+    assert alerting(_event_record("event.received", event_age_seconds=7300.2)) == set()
+    assert alerting(_expired_record(dry_run=True)) == set()
+    assert alerting(_storm_record()) == {"storm_held"}
+    assert alerting(_storm_record(error="403 listing nodes", fenced=None, cap=None)) == {"storm_held"}
+    assert alerting(_audit_record("fence.unavailable", error="503", status=503)) == set()
+    assert alerting(_audit_record("fence.vetoed", vm_status="RUNNING")) == set(), "Compute Engine answered"
+    assert alerting(_audit_record("node.verified_down", signal="node")) == set()
+    assert alerting(_storm_record(dry_run=True)) == set()
 
-    dead = module.locals["alerts"]["dead_letters"]
+    dead = alerts["dead_letters"]
     assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in dead["filter"]
     assert module.locals["dead_letter_filter"].endswith(
         'resource.label.subscription_id="${google_pubsub_subscription.dead_letter.name}"'
@@ -785,13 +1010,96 @@ def test_alerts_fire_on_what_needs_a_person_and_not_on_graceful_deletes_held_by_
     assert module.resources[("google_pubsub_subscription", "dead_letter")]["topic"] == (
         "${google_pubsub_topic.dead_letter.id}"
     )
-    held = module.locals["alerts"]["held_nodes"]
-    assert held["duration"] == "${var.recovery_alert_after_seconds}s"
+    # any lost event and any storm alerts at once; a failing recovery only when it lasts
+    for name in ("expired_events", "storm_held"):
+        assert (alerts[name]["threshold"], alerts[name]["duration"], alerts[name]["severity"]) == (0, "0s", "ERROR")
+    assert alerts["expired_events"]["group_by"] == [
+        "metric.label.project",
+        "metric.label.zone",
+        "metric.label.instance",
+    ]
+    assert alerts["storm_held"]["group_by"] == ["metric.label.cluster"], "a storm is one incident per cluster"
+    assert alerts["failed_recoveries"]["duration"] == "${var.recovery_alert_after_seconds}s"
+    policy = module.resources_of("google_monitoring_alert_policy")["alerts"]
+    aggregation = first(first(first(policy["conditions"])["condition_threshold"])["aggregations"])
+    assert aggregation["cross_series_reducer"] == "${each.value.reducer}"
+    assert aggregation["per_series_aligner"] == "${each.value.aligner}"
+
+
+def test_expired_events_are_counted_by_the_instance_their_record_names(module: Module) -> None:
+    """event.expired is written before the event's node is looked up: the counter is by the instance, not
+    by a cluster label the record never carries."""
+    counter = module.locals["counter_metrics"]["expired_events"]
+    assert counter["by_cluster"] is False
+    record = _expired_record()["jsonPayload"]
+    assert "cluster" not in record
+    for label, extractor in counter["labels"].items():
+        field = re.fullmatch(r"EXTRACT\(jsonPayload\.(\w+)\)", extractor)
+        assert field is not None, extractor
+        assert record.get(field[1]), f"{label}: {field[1]} is not in an event.expired record"
+    resource = module.resources_of("google_logging_metric")["counters"]
+    assert resource["label_extractors"] == (
+        '${merge(try(each.value.by_cluster, true) ? {cluster = "EXTRACT(jsonPayload.cluster)"} : {}, '
+        "each.value.labels)}"
+    )
+    cluster_label = first(resource["metric_descriptor"])["dynamic"][0]["labels"]
+    assert cluster_label["for_each"] == '${try(each.value.by_cluster, true) ? ["cluster"] : []}'
+    others = {key for key, metric in module.locals["counter_metrics"].items() if "by_cluster" in metric}
+    assert others == {"expired_events"}, "every other counter is by cluster"
+
+
+def _held_time_bounds(module: Module, threshold: float) -> list[float]:
+    bounds: list[float] = _evaluate(
+        module.locals["held_time_bounds"],
+        {"local.held_time_ladder": module.locals["held_time_ladder"], "var.recovery_alert_after_seconds": threshold},
+    )
+    return bounds
+
+
+@pytest.mark.parametrize("threshold", [0, 45, 1000, 1800, 7200, 86400])
+def test_the_held_node_alert_compares_held_seconds_at_a_bucket_bound(module: Module, threshold: float) -> None:
+    """A percentile of a distribution is interpolated inside its bucket: with a bound at the threshold, the
+    p99 of a window is above it exactly when a node.held record of the window says so."""
+    assert _accepted(module, "recovery_alert_after_seconds", threshold)
+    bounds = _held_time_bounds(module, threshold)
+    assert threshold in bounds
+    assert bounds == sorted(set(bounds)), "explicit bounds must increase strictly"
+    assert bounds[-1] > 86400, "the longest threshold is never in the overflow bucket"
+    assert len(bounds) <= 64
+    held = module.locals["distribution_metrics"]["held_time"]
+    assert held["buckets"] == {"bounds": "${local.held_time_bounds}"}
+    alert = module.locals["alerts"]["held_nodes"]
+    assert ALERT_DISTRIBUTION.search(alert["filter"])[1] == "held_time"  # type: ignore[index]
+    assert alert["aligner"] == "ALIGN_PERCENTILE_99"  # valid for DELTA distributions: about the window's maximum
+    assert alert["reducer"] == "REDUCE_MAX"
+    assert alert["threshold"] == "${var.recovery_alert_after_seconds}"
+    assert alert["duration"] == "0s", "held_seconds is the duration already"
+    assert alert["group_by"] == ["metric.label.cluster", "metric.label.node"]
+    assert set(held["labels"]) == {"cluster", "node"}
+    resource = module.resources_of("google_logging_metric")["distributions"]
+    options = first(resource["bucket_options"])["dynamic"]
+    kinds = {kind: body for block in options for kind, body in block.items()}
+    explicit = "${can(each.value.buckets.bounds) ? [each.value.buckets.bounds] : []}"
+    assert kinds["explicit_buckets"]["for_each"] == explicit
+    assert kinds["exponential_buckets"]["for_each"] == "${can(each.value.buckets.bounds) ? [] : [each.value.buckets]}"
+
+
+def test_held_time_measures_every_held_node_and_nothing_else(module: Module) -> None:
+    held = _distribution_filter(module, "held_time")
+    not_back = _audit_record("node.held", reason="not back yet: Ready is Unknown", held_seconds=240.0, back=False)
+    assert held.matches(not_back), "a node not back yet is held too"
+    assert held.matches(_audit_record("node.held", reason="a volume still attached", held_seconds=2400.5, back=True))
+    unread = "not known: the facts could not be read (503)"
+    assert held.matches(_audit_record("node.held", reason=unread, held_seconds=60.0))
+    assert not held.matches(_audit_record("node.held", reason=unread, held_seconds=None)), "no age, no value"
+    assert not held.matches(_audit_record("node.recovery_failed", error="403", held_seconds=3000.0))
+    assert not held.matches(_audit_record("node.uncordoned", held_seconds=3000.0))
+    assert not held.matches(_audit_record("node.held", held_seconds=3000.0, dry_run=True))
 
 
 def test_distributions_extract_a_field_their_filter_requires_and_their_buckets_span_the_range(module: Module) -> None:
     distributions = module.locals["distribution_metrics"]
-    assert set(distributions) == {"event_age", "failover_time", "drain_duration"}
+    assert set(distributions) == {"event_age", "failover_time", "drain_duration", "held_time"}
     resource = module.resources_of("google_logging_metric")["distributions"]
     assert resource["value_extractor"] == "${each.value.value}"
     assert first(resource["metric_descriptor"])["value_type"] == "DISTRIBUTION"
@@ -805,16 +1113,21 @@ def test_distributions_extract_a_field_their_filter_requires_and_their_buckets_s
         "event_age": "event_age_seconds",
         "failover_time": "failover_seconds",
         "drain_duration": "duration_seconds",
+        "held_time": "held_seconds",
     }
     for key, metric in distributions.items():
         assert metric["value"] == f"EXTRACT(jsonPayload.{fields[key]})", key
+        assert f"jsonPayload.{fields[key]}>=0" in metric["filter"] or key == "drain_duration", key
         buckets = metric["buckets"]
+        if key == "held_time":
+            continue  # explicit bounds: test_the_held_node_alert_compares_held_seconds_at_a_bucket_bound
         assert buckets["scale"] <= 0.25, f"{key}: the first bucket must resolve sub-second values"
         assert buckets["scale"] * buckets["growth"] ** buckets["count"] >= spans[key], f"{key}: buckets end too early"
         assert buckets["count"] <= 64
     event_age = _distribution_filter(module, "event_age")
     assert event_age.matches(_audit_record("event.received", event_age_seconds=4.5))
     assert not event_age.matches(_audit_record("event.received", event_age_seconds=4.5, dry_run=True))
+    assert not event_age.matches(_expired_record()), "a lost event is counted, not measured as an age"
     failover = _distribution_filter(module, "failover_time")
     assert failover.matches(_audit_record("drain.completed", failover_seconds=2.1, down_signal="compute"))
     assert not failover.matches(_audit_record("drain.completed", failover_seconds=None))
@@ -837,13 +1150,22 @@ def test_the_dashboard_shows_what_the_alerts_and_the_issue_ask_for(module: Modul
     counters = {tile["metric"]: tile["group_by"] for tile in module.locals["counter_tiles"]}
     distributions = {tile["metric"]: tile["group_by"] for tile in module.locals["distribution_tiles"]}
     assert counters["drains"] == "metric.label.outcome"
-    assert {"force_cleanups", "blocked_pods", "failed_drains", "failed_force_cleanups", "recovery_failures"} <= set(
-        counters
-    )
+    assert {
+        "force_cleanups",
+        "blocked_pods",
+        "failed_drains",
+        "failed_force_cleanups",
+        "recovery_failures",
+        "expired_events",
+        "storm_held",
+    } <= set(counters)
+    assert counters["expired_events"] == "metric.label.project", "the records name no cluster"
+    assert counters["storm_held"] == "metric.label.cluster"
     assert distributions == {
         "event_age": [],
         "failover_time": ["metric.label.down_signal"],
         "drain_duration": ["metric.label.outcome"],
+        "held_time": ["metric.label.cluster"],
     }
     assert set(counters) <= set(module.locals["counter_metrics"])
     dead_letters = module.locals["dashboard_dead_letter_tile"]
