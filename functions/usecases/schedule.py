@@ -135,7 +135,7 @@ class Schedule:
         cleaned: list[dict[str, Any]] = []
         try:
             if not dry_run:
-                mine = self._take(clusters, run)
+                self._take(clusters, run, mine)
                 renewer = Renewer(run.holds.values(), every=self.renew_every, until=deadline).start()
             if action in RECOVER:
                 for cluster in clusters:
@@ -180,10 +180,10 @@ class Schedule:
                 run.failed(cluster, exc, "cleanup")
         return cleaned
 
-    def _take(self, clusters: Sequence[ClusterConfig], run: _Run) -> list[str]:
-        """Take each cluster's Lease (or find it held, or fail); the names of the clusters this run
-        now has to itself on this instance."""
-        mine = []
+    def _take(self, clusters: Sequence[ClusterConfig], run: _Run, mine: list[str]) -> None:
+        """Take each cluster's Lease (or find it held, or fail); ``mine`` gets the names of the
+        clusters this run has to itself on this instance (as it goes: whatever happens, the run
+        gives them back)."""
         for cluster in clusters:
             with self._busy_lock:
                 busy = cluster.name in self._busy
@@ -201,7 +201,6 @@ class Schedule:
                 run.holds[cluster.name] = found
                 with self._busy_lock:
                     self._holds[cluster.name] = found
-        return mine
 
     def _take_one(self, cluster: ClusterConfig, run: _Run) -> LeaseHold | Overlap | None:
         try:
