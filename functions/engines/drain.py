@@ -673,7 +673,8 @@ class Drain:
             if result.outcome is EvictionOutcome.GONE:
                 with self._lock:
                     item.gone = True
-                    item.result = PodResult.GONE
+                    if item.result is not PodResult.FORCE_DELETED:  # an answer that came after the force's
+                        item.result = PodResult.GONE
                     self._lock.notify_all()
                 return
             if result.outcome is EvictionOutcome.TERMINATING:

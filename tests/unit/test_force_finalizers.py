@@ -15,7 +15,7 @@ from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.decisions.settings import ClusterConfig
 from functions.engines.drain import Drain, DrainOutcome, PodResult, _Tracked
 from functions.gateways.audit import Audit
-from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.client import ClusterClient, EvictionOutcome, EvictionResult
 
 CLUSTER = ClusterConfig(name="alpha", project="acme-prod", location="europe-west4")
 PROTECT = "example.com/protect"
@@ -39,6 +39,9 @@ class ForceKube(ClusterClient):
 
     def force_delete_pod(self, pod: Pod, *, dry_run: bool = False) -> tuple[str, ...] | None:
         return self.answers[pod.name]
+
+    def evict(self, pod: Pod, *, dry_run: bool = False) -> EvictionResult:
+        return EvictionResult(outcome=EvictionOutcome.GONE)  # an answer that comes after the pod went
 
 
 def pod(name: str) -> Pod:
@@ -115,3 +118,15 @@ def test_dry_run_says_what_would_hold_it(answer: tuple[str, ...], result: str) -
     [only] = engine._report(cordoned=False, was_before=False, skipped=[]).pods
     assert only.result.value == result
     assert (PROTECT in only.reason) is bool(answer)
+
+
+def test_an_eviction_answered_after_the_force_does_not_undo_it() -> None:
+    """An eviction sent before the node was verified down, answered once the force-deleted pod has
+    gone (its finalizer removed): the pod is still reported force-deleted."""
+    engine, _ = make_drain({"tracked": ("batch.kubernetes.io/job-tracking",), "never-forced": None})
+    tracked, never_forced = engine._tracked.values()
+    engine._force([tracked], NODE)
+    engine._evict(tracked)
+    engine._evict(never_forced)
+    results = {p.pod: p.result for p in engine._report(cordoned=True, was_before=False, skipped=[]).pods}
+    assert results == {"ns/tracked": PodResult.FORCE_DELETED, "ns/never-forced": PodResult.GONE}
