@@ -288,6 +288,9 @@ def _shown(value: Any) -> str:
 
 def _genuine_payload(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     """The AuditLog payload of a genuine Compute Engine audit entry; MalformedEvent says what is not genuine."""
+    payload = _child(entry, "protoPayload")
+    if payload is None:
+        raise MalformedEvent("LogEntry has no protoPayload (expected a Cloud Audit Log entry with an AuditLog payload)")
     log_name = entry.get("logName")
     if log_name is None:
         raise MalformedEvent(f"LogEntry has no logName (expected {_AUDIT_LOG_NAME_FORM})")
@@ -297,9 +300,6 @@ def _genuine_payload(entry: Mapping[str, Any]) -> Mapping[str, Any]:
             "only Compute Engine's own audit entries act, and any identity with logging.logEntries.create "
             "can write look-alikes to other logs"
         )
-    payload = _child(entry, "protoPayload")
-    if payload is None:
-        raise MalformedEvent("LogEntry has no protoPayload (expected a Cloud Audit Log entry with an AuditLog payload)")
     payload_type = payload.get("@type")
     if payload_type != AUDIT_LOG_TYPE:
         found = "no protoPayload.@type" if payload_type is None else f"protoPayload.@type {_shown(payload_type)}"
