@@ -45,7 +45,8 @@ AUDIT_LOG_NAME = re.compile(
 )
 """The logName of a Cloud Audit Logs Admin Activity or System Event entry, as Cloud Logging writes it: the
 LOG_ID URL-encoded (``%2F``, never a bare ``/``), in a project, or a folder or organization for aggregated
-sinks. The same regular expression (RE2 and Python agree on it) is the sink filter's logName restriction."""
+sinks. The same regular expression is the sink filter's logName restriction (RE2's ``$`` is the end of the
+text; here it is used with ``fullmatch``, so Python selects the same names)."""
 _AUDIT_LOG_NAME_FORM = (
     "projects/PROJECT/logs/cloudaudit.googleapis.com%2Factivity or %2Fsystem_event "
     "(or of folders/FOLDER or organizations/ORGANIZATION)"
