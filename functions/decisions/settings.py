@@ -5,6 +5,7 @@ and never written back into the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -260,13 +261,20 @@ def _url(row: Setting, env: Mapping[str, str]) -> str | None:
     return value
 
 
+def _loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _secure_url(row: Setting, env: Mapping[str, str]) -> str | None:
     """An https:// URL; http:// only on loopback (local fakes): the token it receives is real."""
     value = _url(row, env)
     if value is None or value.startswith("https://"):
         return value
     host = urlsplit(value).hostname or ""
-    if host in {"localhost", "::1"} or host.startswith("127."):
+    if host == "localhost" or _loopback_address(host):
         return value
     raise ConfigError(f"{row.env}={value!r} must be an https:// URL (http:// only on loopback, for local fakes)")
 

@@ -230,6 +230,15 @@ class KubeletStandIn:
         }
         self.core.patch_node_status(name, {"status": {"conditions": [condition]}})
 
+    def flap(self, name: str) -> None:
+        """A Ready flap without a new boot (an API-server outage, a network blip): the node-lifecycle
+        controller marks Ready Unknown, then the kubelet, which finds a Ready it did not write, posts
+        Ready True again with a new lastTransitionTime, as a real kubelet does."""
+        self.mark_unknown(name)
+        with self._lock:
+            self._nodes[name].ready_since = rfc3339()
+        self._post_status(name)
+
     def restart(self, name: str) -> str:
         """The VM is back (a new boot): new bootID, Ready again; returns the bootID."""
         boot_id = str(uuid.uuid4())

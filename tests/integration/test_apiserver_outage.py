@@ -122,6 +122,12 @@ def test_an_outage_in_the_middle_of_a_drain_fails_the_delivery_and_the_redeliver
     assert wait_until(lambda: heartbeat(cluster, spare.name) > restarted, timeout=30)
     assert wait_until(lambda: heartbeat(cluster, victim.name) > restarted, timeout=30)
     assert all(t.is_alive() for t in stack.kubelet._threads), [t.name for t in stack.kubelet._threads]
+    # the node-lifecycle controller flipped Ready during the outage: Ready again since after the event,
+    # the same boot (an outage is not a new incarnation, and must not make the redelivery stale)
+    stack.kubelet.flap(victim.name)
+    ready = next(c for c in cluster.read_node(victim.name).status.conditions if c.type == "Ready")
+    assert ready.status == "True"
+    assert ready.last_transition_time > datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
 
     # relaxed, as an operator would (a budget is not the drainer's to override); then Pub/Sub redelivers
     relaxed = cluster.policy.patch_namespaced_pod_disruption_budget(
@@ -138,6 +144,7 @@ def test_an_outage_in_the_middle_of_a_drain_fails_the_delivery_and_the_redeliver
     ).status
     response = function.post(*body)
     assert response.status_code == 200, response.text
+    assert not function.audit_for(action="event.stale", event_id=eid)
     done = function.wait_audit(action="drain.completed", event_id=eid)
     assert done["counts"] == {"evicted": 3}, done
     # nothing lost, nothing twice: one cordon, every pod gone from the node, the set whole elsewhere

@@ -12,6 +12,7 @@ import pytest
 from tests.controlplane.cluster import TestCluster, wait_until
 from tests.controlplane.harness import ControlPlane, free_port
 from tests.controlplane.kubelet import KubeletStandIn
+from tests.support.compute import FakeComputeApi
 from tests.support.deliveries import KINDS, delivery, log_entry
 from tests.support.server import FunctionServer, cluster_entry
 
@@ -155,11 +156,12 @@ def _sts_on(cluster: TestCluster, kubelet: KubeletStandIn) -> tuple[Any, Any, An
 
 
 def test_statefulset_pod_on_killed_node_is_recreated_elsewhere(
-    drainer: FunctionServer, cluster: TestCluster, kubelet: KubeletStandIn
+    drainer: FunctionServer, cluster: TestCluster, kubelet: KubeletStandIn, compute_api: FakeComputeApi
 ) -> None:
     victim, spare, _ = _sts_on(cluster, kubelet)
     [old] = cluster.pods(label_selector="app=db")
     kubelet.kill(victim.name)  # the VM is gone: Ready Unknown, the heartbeat stops
+    compute_api.fail(victim.name, 503)  # and Compute Engine cannot answer: the Node rule decides
     when = cluster.after_last_heartbeat(victim.name)  # the event is logged after the last heartbeat
     entry = log_entry("preempted", instance=victim.name, instance_id=victim.instance_id, when=when)
     assert send(drainer, entry).status_code == 200
@@ -175,6 +177,7 @@ def test_statefulset_pod_on_killed_node_is_recreated_elsewhere(
     done = drainer.wait_audit(action="drain.completed", event_id=event_id(entry))
     assert done["verified_down"] is True
     assert done["counts"] == {"force_deleted": 1}
+    compute_api.clear(victim.name)
 
 
 def test_ready_node_is_never_force_cleaned(drainer: FunctionServer, cluster: TestCluster) -> None:

@@ -18,6 +18,7 @@ from kubernetes.client import ApiException
 from tests.controlplane.cluster import TestCluster
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.kubelet import KubeletStandIn
+from tests.support.compute import FakeComputeApi
 from tests.support.deliveries import delivery, log_entry
 from tests.support.server import FunctionServer
 
@@ -336,7 +337,11 @@ def test_recovery_only_forgets_a_node_someone_already_uncordoned(
 
 
 def test_recovery_finishes_a_fenced_force_cleanup(
-    drainer: FunctionServer, scheduler: FunctionServer, cluster: TestCluster, kubelet: KubeletStandIn
+    drainer: FunctionServer,
+    scheduler: FunctionServer,
+    cluster: TestCluster,
+    kubelet: KubeletStandIn,
+    compute_api: FakeComputeApi,
 ) -> None:
     victim = cluster.add_node(pool="recover-pool")
     spare = cluster.add_node(pool="recover-pool", unschedulable=True)
@@ -346,10 +351,12 @@ def test_recovery_finishes_a_fenced_force_cleanup(
     cluster.core.patch_node(spare.name, {"spec": {"unschedulable": False}})
     # the VM stops; the node-lifecycle controller has not noticed yet, so the node still says Ready
     kubelet.kill(victim.name, mark_unknown=False)
+    compute_api.set_status(victim.name, "STOPPING")  # not off yet
     event = _cordon_by_event(drainer, cluster, victim, when=cluster.after_last_heartbeat(victim.name))
     done = drainer.wait_audit(action="drain.incomplete", event_id=event)
-    assert done["verified_down"] is False  # fencing held: nothing forced while Ready
-    kubelet.mark_unknown(victim.name)  # ... and now it has
+    assert done["verified_down"] is False  # fencing held: nothing forced while Ready and STOPPING
+    kubelet.mark_unknown(victim.name)  # ... and now it has, and the VM is off
+    compute_api.set_status(victim.name, "TERMINATED")
     _status, body = call(scheduler, {"action": "recover"})
     change = next(c for c in body["recovered"] if c["node"] == victim.name)
     assert change["action"] == "force_cleanup"

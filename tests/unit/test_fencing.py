@@ -275,3 +275,63 @@ def test_a_heartbeat_does_not_stop_a_lift_but_a_new_cordon_or_boot_does() -> Non
     assert not same_for_lift(before, replace(before, unschedulable=False))
     assert not same_for_lift(before, replace(before, annotations={**before.annotations, CORDONED_BY: "someone"}))
     assert not same_for_lift(before, replace(before, taints=(), raw_taints=()))
+
+
+@pytest.mark.parametrize(
+    ("age_hours", "published_after", "attempt", "expected"),
+    [
+        pytest.param(1, None, None, None, id="young"),
+        pytest.param(3, None, None, "stale", id="old-nothing-known"),
+        pytest.param(3, timedelta(seconds=5), None, "expired", id="published-young-handled-old"),
+        pytest.param(3, timedelta(hours=3), None, "stale", id="republished-old-a-replay"),
+        pytest.param(3, timedelta(hours=3), 2, "expired", id="failed-deliveries"),
+        pytest.param(3, None, 1, "stale", id="first-attempt"),
+    ],
+)
+def test_lateness_tells_a_loss_from_a_replay(
+    age_hours: int, published_after: timedelta | None, attempt: int | None, expected: str | None
+) -> None:
+    from functions.decisions.policy import lateness
+
+    now = EVENT_TIME + timedelta(hours=age_hours)
+    published = EVENT_TIME + published_after if published_after is not None else None
+    late = lateness(EVENT_TIME, now=now, max_age=timedelta(hours=2), publish_time=published, delivery_attempt=attempt)
+    assert (late[0].value if late else None) == expected
+
+
+def test_the_fence_verdict_compute_engine_outranks_the_node_rule() -> None:
+    from functions.decisions.policy import VM_PENDING, VM_UNAVAILABLE, VmAnswer, VmFacts, fence_verdict
+
+    silent = node(ready="Unknown", heartbeat=EVENT_TIME - timedelta(minutes=1))
+    answered = VmFacts(answer=VmAnswer.ANSWERED, vm=vm("RUNNING"))
+    vetoed = fence_verdict(node=silent, vm=answered, event_time=EVENT_TIME, instance_id=INSTANCE_ID)
+    assert not vetoed.down
+    assert vetoed.vetoed
+    off = VmFacts(answer=VmAnswer.ANSWERED, vm=vm("TERMINATED"))
+    assert fence_verdict(node=node(), vm=off, event_time=EVENT_TIME, instance_id=INSTANCE_ID).down
+    pending = fence_verdict(node=silent, vm=VM_PENDING, event_time=EVENT_TIME, instance_id=INSTANCE_ID)
+    assert not pending.down
+    alone = fence_verdict(node=silent, vm=VM_UNAVAILABLE, event_time=EVENT_TIME, instance_id=INSTANCE_ID)
+    assert alone.down
+    assert alone.node_rule_only
+    rebooted = fence_verdict(node=silent, vm=off, event_time=EVENT_TIME, instance_id=INSTANCE_ID, boot_id="earlier")
+    assert not rebooted.down
+
+
+def test_the_storm_cap_counts_the_window_in_an_agreed_order() -> None:
+    from functions.decisions.policy import FENCED_AT, fenced_by_node_rule, storm_cap, within_storm_cap
+
+    assert storm_cap(10, share=0.1) == 1
+    assert storm_cap(3, share=0.1) == 1
+    assert storm_cap(50, share=0.1) == 5
+    at = "2026-10-02T08:14:07Z"
+    nodes = [
+        replace(node(annotations={FENCED_AT: at}), name="b"),
+        replace(node(annotations={FENCED_AT: at}), name="a"),
+        replace(node(annotations={FENCED_AT: "2026-10-01T08:14:07Z"}), name="old"),
+        replace(node(), name="c"),
+    ]
+    fenced = fenced_by_node_rule(nodes, now=EVENT_TIME, window=timedelta(minutes=10))
+    assert [n for _, n in fenced] == ["a", "b"]
+    assert within_storm_cap(fenced, name="a", cap=1)
+    assert not within_storm_cap(fenced, name="b", cap=1)

@@ -194,7 +194,8 @@ def test_new_boot_ready_unknown_is_not_uncordon(heartbeat: datetime, action: Rec
     node = make_node(ready="Unknown", heartbeat=heartbeat)
     result = recovery_decision(node)
     assert result.action is not RecoveryAction.UNCORDON
-    assert result.action is action and result.reason.startswith(reason), result
+    assert result.action is action
+    assert result.reason.startswith(reason), result
 
 
 @pytest.mark.parametrize("ready", ["False", "Unknown"])
@@ -276,7 +277,8 @@ def test_new_boot_not_ready_schedulable_is_not_released(ready: str) -> None:
 def test_same_boot_fencing(ready: str, heartbeat: datetime | None, action: RecoveryAction, reason: str) -> None:
     node = make_node(boot_id=OLD_BOOT, ready=ready, heartbeat=heartbeat)
     result = recovery_decision(node)
-    assert result.action is action and result.reason.startswith(reason), result
+    assert result.action is action
+    assert result.reason.startswith(reason), result
 
 
 def test_force_cleanup_regardless_of_lift_state() -> None:

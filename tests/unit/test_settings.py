@@ -719,3 +719,23 @@ def test_allowed_callers_without_an_audience_is_a_configuration_error() -> None:
     )
     assert settings.allowed_callers == {"oncall@acme-prod.iam.gserviceaccount.com"}
     assert load(env_with(cluster_obj(), DRAINER_ALLOWED_CALLERS="")).allowed_callers == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        pytest.param("https://compute.googleapis.com", True, id="https"),
+        pytest.param("http://127.0.0.1:8089", True, id="loopback-v4"),
+        pytest.param("http://localhost:8089", True, id="localhost"),
+        pytest.param("http://[::1]:8089", True, id="loopback-v6"),
+        pytest.param("http://compute.googleapis.com", False, id="plain-http"),
+        pytest.param("http://10.0.0.7", False, id="private-http"),
+        pytest.param("http://127.0.0.1.evil.example", False, id="lookalike"),
+    ],
+)
+def test_google_endpoints_must_be_https_except_on_loopback(url: str, ok: bool) -> None:
+    env = env_with(DRAINER_COMPUTE_API_ENDPOINT=url, DRAINER_CONTAINER_API_ENDPOINT=url)
+    if ok:
+        assert load(env).compute_api == url
+    else:
+        assert "must be an https:// URL" in load_error(env)
