@@ -52,8 +52,8 @@ _UNSET = _Unset()
 class NodeGone(DrainerError):
     """The Node object disappeared before the drain could start."""
 
-    def __init__(self, node: str) -> None:
-        super().__init__(f"node {node} no longer exists")
+    def __init__(self, node: str, *, why: str = "no longer exists") -> None:
+        super().__init__(f"node {node} {why}")
 
 
 class PodResult(StrEnum):
@@ -171,6 +171,7 @@ class Drain:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     events: EventRecorder | None = None  # Kubernetes Events (best effort); never written in a dry run
+    node_uid: str | None = None  # the Node the plan was made for: another under the same name is not drained
     storm_share: float = 0.10  # the Node rule alone fences at most this share of the cluster's nodes...
     storm_window: float = 600.0  # ...within this many seconds
 
@@ -236,6 +237,8 @@ class Drain:
             node = self.kube.get_node(self.node_name)
             if node is None:
                 raise NodeGone(self.node_name)
+            if self.node_uid is not None and node.uid != self.node_uid:  # not the Node the plan was made for
+                raise NodeGone(self.node_name, why="was registered again since the decision (a new UID)")
             was_before = (
                 node.annotations.get(policy.WAS_UNSCHEDULABLE) == "true"
                 if policy.cordoned_by_us(node)
@@ -359,16 +362,16 @@ class Drain:
                     self.node_name, resource_version=rv, timeout=self._remaining_time(), stop=self._watch_stop
                 ):
                     rv = seen.resource_version
-                    if seen.uid != node.uid:  # another Node under the same name: not the event's
-                        self._judge(node=None)
+                    if seen.uid != node.uid:  # registered again: a kubelet runs there, not the event's
                         return
                     self._judge(node=seen)
                     if self._finished.is_set() or self._down.is_set():
                         return
                 if self._finished.is_set():  # the stream was closed because the drain ended
                     return
-                fresh = self.kube.get_node(self.node_name)
-                current = fresh if fresh is not None and fresh.uid == node.uid else None
+                current = self.kube.get_node(self.node_name)
+                if current is not None and current.uid != node.uid:  # registered again: never forced here
+                    return
                 rv = current.resource_version if current else rv
             except TransientError:
                 if not self._sleep(0.5):
@@ -935,6 +938,8 @@ class Drain:
                     self._wait_until_down()
                 if force and self._down.is_set():
                     fresh = self.kube.get_node(self.node_name) or node
+                    if fresh.uid != node.uid:  # registered again: its kubelet may run the pods
+                        raise NodeGone(self.node_name, why="was registered again during the drain (a new UID)")
                     if self.plan.out_of_service_taint and (self._pending() or self._attached_volumes()):
                         self._taint(fresh)
                     if self._pending():

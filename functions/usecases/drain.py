@@ -61,6 +61,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         concurrency=runtime.settings.eviction_concurrency,
         compute=runtime.compute,
         events=events,
+        node_uid=target.node.uid or None,
         storm_share=runtime.settings.storm_share,
         storm_window=runtime.settings.storm_window,
     )

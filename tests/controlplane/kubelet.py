@@ -143,6 +143,7 @@ class KubeletStandIn:
         self._timer_seq = itertools.count()
         self._timer_cv = threading.Condition()
         self._pending: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name) awaiting a node
+        self._placed: dict[str, int] = {}  # node -> pods this scheduler bound there
         self._done: set[tuple[str, str]] = set()  # (uid, action) already applied
         self._threads: list[threading.Thread] = []
 
@@ -715,7 +716,11 @@ class KubeletStandIn:
         ]
         if not fits or not self._claims_bound(pod):
             return
-        target = fits[turn % len(fits)].metadata.name
+        # spread as the real scheduler's default scoring does: the fitting node this scheduler gave the
+        # fewest pods so far, in turn among equals
+        target = min(
+            fits, key=lambda n: (self._placed.get(n.metadata.name, 0), (fits.index(n) - turn) % len(fits))
+        ).metadata.name
         binding = {
             "apiVersion": "v1",
             "kind": "Binding",
@@ -727,6 +732,7 @@ class KubeletStandIn:
             self.core.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
         with self._lock:
             self._pending.pop(uid, None)
+            self._placed[target] = self._placed.get(target, 0) + 1
 
 
 def _ready(pod: Any) -> bool:
