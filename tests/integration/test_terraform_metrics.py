@@ -9,12 +9,17 @@ What needs a person is produced for real too: ValidatingAdmissionPolicies on the
 cordon (drain.failed), an out-of-service taint (node.taint_failed), the force-deletion of a pod on a node
 verified down (drain.incomplete with verified_down) and the uncordon of a node that came back
 (node.recovery_failed); a VM that the fake Compute Engine reports TERMINATED gives a failover verified by
-the `compute` signal, a dead kubelet one verified by the `node` signal.
+the `compute` signal, a dead kubelet whose VM Compute Engine cannot answer for (503) one verified by the
+`node` signal, and a second such node beyond the storm cap a drain kept graceful (fence.storm_held); nodes
+still held by us are reported by recovery with their age (node.held); an event delivered hours late after
+failed deliveries is lost (event.expired), the same event replayed is only stale (event.stale).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -40,6 +45,7 @@ AUDIT_LOG = "gke-node-drainer-audit"
 OOS_KEY = "node.kubernetes.io/out-of-service"
 
 Record = dict[str, Any]
+ERROR = {"ERROR", 500}  # a LogEntry's severity, by name or by number as the REST API carries it
 
 
 def _action(*actions: str) -> Callable[[Record], bool]:
@@ -53,11 +59,13 @@ COUNTED: dict[str, Callable[[Record], bool]] = {
     "failed_force_cleanups": lambda p: (
         p["action"] == "node.taint_failed" or (p["action"] == "drain.incomplete" and p.get("verified_down") is True)
     ),
-    "recovery_failures": _action("node.recovery_failed", "node.held"),
+    "recovery_failures": _action("node.recovery_failed"),
     "evictions": _action("pod.evicted"),
     "blocked_pods": _action("pod.blocked"),
     "force_cleanups": _action("pod.force_deleted"),
     "cleaned_jobs": _action("job.deleted"),
+    "expired_events": _action("event.expired"),
+    "storm_held": _action("fence.storm_held"),
 }
 
 # What each distribution is meant to measure: the records, and the field its value comes from.
@@ -68,6 +76,7 @@ MEASURED: dict[str, tuple[Callable[[Record], bool], str]] = {
         "failover_seconds",
     ),
     "drain_duration": (_action("drain.completed", "drain.incomplete"), "duration_seconds"),
+    "held_time": (lambda p: p["action"] == "node.held" and p.get("held_seconds") is not None, "held_seconds"),
 }
 
 
@@ -80,8 +89,14 @@ def _extracted_fields(extractor: str) -> list[str]:
     return re.findall(r"EXTRACT\(jsonPayload\.(\w+)", extractor)
 
 
-def _send(server: FunctionServer, entry: dict[str, Any], *, status: int = 200) -> None:
+def _send(
+    server: FunctionServer, entry: dict[str, Any], *, status: int = 200, delivery_attempt: int | None = None
+) -> None:
     body, headers = delivery("binary", entry)
+    if delivery_attempt is not None:  # Pub/Sub counts deliveries once a dead-letter policy is set
+        envelope = json.loads(body)
+        envelope["deliveryAttempt"] = delivery_attempt
+        body = json.dumps(envelope).encode()
     response = server.post(body, headers)
     assert response.status_code == status, response.text
 
@@ -146,14 +161,18 @@ def _records(
     admin_api: client.ApiClient,
 ) -> list[Record]:
     """Drive a completed drain, a PDB-blocked graceful delete, failovers verified by each signal, a dry run,
-    a Job cleanup, and the four failures that need a person."""
+    a Job cleanup, the four failures that need a person, a drain held graceful by the storm cap, a lost
+    event and a replayed one."""
     audit_env = {
         "DRAINER_AUDIT_LOG_NAME": AUDIT_LOG,
         "DRAINER_LOGGING_API_ENDPOINT": logging_api.url,
         "GOOGLE_CLOUD_DISABLE_GRPC": "true",
         "DRAINER_CLEANUP_NAMESPACES": cluster.namespace,
     }
-    events = server_factory(DRAINER_DEADLINE_DELETE="2", **audit_env)
+    # no storm cap here (other tests' fences in the window do not count against these nodes); the storm
+    # server's cap is one node, which `lost` takes
+    events = server_factory(DRAINER_DEADLINE_DELETE="2", DRAINER_FENCE_STORM_SHARE="1", **audit_env)
+    storm = server_factory(DRAINER_FENCE_STORM_SHARE="0", **audit_env)
     dry = server_factory(DRAINER_DRY_RUN="true", **audit_env)
     schedule = server_factory("on_schedule", "http", DRAINER_RECOVERY_DEADLINE_SECONDS="10", **audit_env)
 
@@ -161,8 +180,10 @@ def _records(
     cluster.bare_pod(drained.name, name="web")
     blocked = cluster.add_node()  # a graceful delete held by a PodDisruptionBudget: no alert
     rs = cluster.replicaset(blocked.name, 1, name="db")
-    lost = cluster.add_node()  # the kubelet died: verified down by the Node rule
+    lost = cluster.add_node()  # the kubelet died, Compute Engine cannot answer: verified down by the Node rule
     cluster.bare_pod(lost.name, name="cache")
+    partitioned = cluster.add_node()  # the same, beyond the storm cap: its drain stays graceful
+    cluster.bare_pod(partitioned.name, name="replica")
     fenced = cluster.add_node()  # the VM is TERMINATED: verified down by Compute Engine
     cluster.bare_pod(fenced.name, name="queue")
     doomed = cluster.add_node()  # verified down, but its taint and the force-deletion are refused
@@ -170,7 +191,7 @@ def _records(
     refused = cluster.add_node()  # the cordon is refused: the drain cannot run
     rehearsed = cluster.add_node()
     cluster.bare_pod(rehearsed.name, name="batch")
-    cluster.wait_running(5)
+    cluster.wait_running(6)
     cluster.pdb({"app": rs.metadata.labels["app"]}, min_available=1, name="db-pdb")
     cluster.finished_job(name="done", finished_at=datetime.now(UTC) - timedelta(hours=2))  # past the 1 h TTL
 
@@ -219,6 +240,7 @@ def _records(
         _send(events, log_entry("preempted", instance=drained.name, instance_id=drained.instance_id))
         _send(events, log_entry("delete", instance=blocked.name, instance_id=blocked.instance_id))
         kubelet.kill(lost.name)
+        compute_api.fail(lost.name, 503)  # Compute Engine cannot answer: the Node rule decides
         when = cluster.after_last_heartbeat(lost.name)  # the event is logged after the last heartbeat
         _send(events, log_entry("preempted", instance=lost.name, instance_id=lost.instance_id, when=when))
         kubelet.kill(fenced.name, mark_unknown=False)
@@ -235,16 +257,31 @@ def _records(
         response = requests.post(schedule.url + "/", json={"action": "recover"}, timeout=120)
         assert response.status_code == 200, response.text
 
-        kubelet.kill(doomed.name)
-        when = cluster.after_last_heartbeat(doomed.name)
-        entry = log_entry("preempted", instance=doomed.name, instance_id=doomed.instance_id, when=when)
+        kubelet.kill(doomed.name, mark_unknown=False)
+        compute_api.set_status(doomed.name, "TERMINATED")  # verified down by Compute Engine
+        entry = log_entry("preempted", instance=doomed.name, instance_id=doomed.instance_id)
         _send(events, entry, status=500)
         _send(events, log_entry("preempted", instance=refused.name, instance_id=refused.instance_id), status=500)
+
+    # `lost` was fenced by the Node rule alone a moment ago: the storm server's cap of one node is reached.
+    # (After the recovery run: recovery's own drain records of this node would not name its event kind.)
+    kubelet.kill(partitioned.name)
+    compute_api.fail(partitioned.name, 503)
+    when = cluster.after_last_heartbeat(partitioned.name)
+    _send(storm, log_entry("preempted", instance=partitioned.name, instance_id=partitioned.instance_id, when=when))
+
+    # An event published in time whose deliveries failed for hours is lost (event.expired); the same
+    # event replayed on purpose, published when it was already old, is only stale (event.stale).
+    gone = f"gke-test-spot-pool-{secrets.token_hex(4)}-gone"
+    hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    late = log_entry("preempted", instance=gone, when=hours_ago)
+    _send(events, late, delivery_attempt=6)
+    _send(events, late)
 
     response = requests.post(schedule.url + "/", json={"action": "cleanup"}, timeout=120)
     assert response.status_code == 200, response.text
 
-    nodes = {n.name for n in (drained, blocked, lost, fenced, doomed, refused, rehearsed)}
+    nodes = {n.name for n in (drained, blocked, lost, partitioned, fenced, doomed, refused, rehearsed)} | {gone}
     wanted = {
         "event.received",
         "drain.completed",
@@ -256,6 +293,9 @@ def _records(
         "node.held",
         "drain.dry_run",
         "job.deleted",
+        "event.expired",
+        "event.stale",
+        "fence.storm_held",
     }
 
     def mine() -> list[Record]:
@@ -313,7 +353,8 @@ def test_metric_filters_count_exactly_their_audit_records(
         expected = [r for r in live if COUNTED[key](r["jsonPayload"])]
         assert selected == expected, f"{key}: {text}"
         assert selected, f"{key} selected nothing in this run"
-        fields = ["cluster", *(f for extractor in metric["labels"].values() for f in _extracted_fields(extractor))]
+        by_cluster = ["cluster"] if metric.get("by_cluster", True) else []  # the resource's try(..., true)
+        fields = [*by_cluster, *(f for extractor in metric["labels"].values() for f in _extracted_fields(extractor))]
         for record in selected:
             for field in fields:
                 assert record["jsonPayload"].get(field), (
@@ -333,6 +374,30 @@ def test_metric_filters_count_exactly_their_audit_records(
     assert all(r["jsonPayload"]["event_kind"] == "delete" for r in held)
     for key in ("failed_drains", "failed_force_cleanups", "recovery_failures"):
         assert not any(COUNTED[key](r["jsonPayload"]) for r in held), key
+
+    # A lost event is counted by the instance it names (it expired before any node was looked up); the
+    # replay of the same old event is stale, and no metric counts it.
+    expired = [r["jsonPayload"] for r in live if r["jsonPayload"]["action"] == "event.expired"]
+    assert len(expired) == 1, expired
+    assert expired[0]["delivery_attempt"] == 6
+    assert expired[0]["event_age_seconds"] > 3 * 3600 - 60
+    assert "cluster" not in expired[0]
+    assert {r["severity"] for r in live if r["jsonPayload"]["action"] == "event.expired"} <= ERROR
+    stale = [r["jsonPayload"] for r in live if r["jsonPayload"]["action"] == "event.stale"]
+    assert [p["event_id"] for p in stale] == [expired[0]["event_id"]]
+    assert not any(COUNTED[key](p) for key in COUNTED for p in stale)
+    # The storm: the second node the Node rule alone would fence was held graceful, and no force alert
+    # counts its incomplete drain.
+    storms = [r["jsonPayload"] for r in live if r["jsonPayload"]["action"] == "fence.storm_held"]
+    assert storms
+    assert all(p["fenced"] >= p["cap"] == 1 for p in storms), storms
+    assert {r["severity"] for r in live if r["jsonPayload"]["action"] == "fence.storm_held"} <= ERROR
+    stormed = {p["node"] for p in storms}
+    assert not any(
+        COUNTED["failed_force_cleanups"](r["jsonPayload"]) for r in live if r["jsonPayload"].get("node") in stormed
+    )
+    forced = {r["jsonPayload"]["node"] for r in live if r["jsonPayload"]["action"] == "pod.force_deleted"}
+    assert not forced & stormed, "a node held by the storm cap is never forced"
 
     distributions = module.locals["distribution_metrics"]
     assert set(distributions) == set(MEASURED)
@@ -367,3 +432,8 @@ def test_metric_filters_count_exactly_their_audit_records(
     assert all(p["failover_seconds"] <= p["duration_seconds"] for p in failovers)
     ages = [r["jsonPayload"] for r in live if r["jsonPayload"]["action"] == "event.received"]
     assert {p["event_kind"] for p in ages} == {"preempted", "delete"}
+    # the node recovery keeps held (back, but its VM still starting: our taint stays) is measured with its age
+    held_ages = [r["jsonPayload"] for r in live if MEASURED["held_time"][0](r["jsonPayload"])]
+    back_but_held = {p["node"] for p in held_ages if p["back"] is True}
+    assert back_but_held == {p["node"] for p in failovers if p["down_signal"] == "compute"}, held_ages
+    assert all(p["held_seconds"] >= 0 for p in held_ages)
