@@ -117,7 +117,7 @@ locals {
       buckets = { count = 24, growth = 1.5, scale = 0.25 }
     }
     held_time = {
-      description  = "Time held: how long each node we hold (our cordon or out-of-service taint, waiting) has been held since our cordon, as every recovery run reports it (node.held), in seconds, by cluster and node. The held-node alert compares it with recovery_alert_after_seconds."
+      description  = "Time held: how long each node we hold (our cordon or out-of-service taint) has been held, since the event we cordoned it for, as every recovery run reports it (node.held), in seconds, by cluster and node. The held-node alert compares it with recovery_alert_after_seconds."
       display_name = "time held"
       filter       = "jsonPayload.action=\"node.held\" AND jsonPayload.held_seconds>=0"
       value        = "EXTRACT(jsonPayload.held_seconds)"
@@ -347,9 +347,10 @@ locals {
 
         gke-node-drainer has held node `$${metric.label.node}` of cluster `$${metric.label.cluster}` (our cordon,
         and our out-of-service taint if it was verified down) for more than ${var.recovery_alert_after_seconds} s.
-        Every scheduled recovery run writes `node.held` for every node it holds, with `held_seconds` (since our
-        cordon) and `reason` (what it waits for: the node not back yet (the VM not `RUNNING`, no new boot, not
-        Ready), a pod still terminating or a volume still attached there, or a fact that could not be read).
+        Every scheduled recovery run writes `node.held` for every node it holds, with `held_seconds` (since the
+        event we cordoned it for) and `reason` (what it waits for: the node not back yet (the VM not `RUNNING`,
+        no new boot, not Ready), a pod still terminating or a volume still attached there, or a fact that could
+        not be read).
         This alert compares `held_seconds` itself with the threshold (the `held_time` distribution has a bucket
         bound at the threshold, so the comparison is exact): it fires as soon as one run reports the node held
         that long, also right after a deploy, does not restart when a run is skipped, and never fires for a node
@@ -458,15 +459,15 @@ locals {
       documentation = <<-EOT
         ## A node event was lost: it expired after failed deliveries
 
-        A Compute Engine `$${metric.label.event_kind}` event for instance `$${metric.label.instance}` (project
-        `$${metric.label.project}`, zone `$${metric.label.zone}`) reached the event function only when it was
-        older than ${var.max_event_age_seconds} s, after failed deliveries (`event.expired`). It was not acted
-        on: the node may never have been cordoned, drained or fenced, and its pods may still be `Unknown` or
-        `Terminating` on a VM that is gone. It should have reached the dead-letter topic first (README: the
-        dead-letter arithmetic), so either the dead-letter policy and retry backoff are not set on the Eventarc
-        subscription (Pub/Sub then retries for 24 h), deliveries were delayed (a backlog, `event_max_instances`
-        reached), or it was replayed from the dead-letter topic too late. An old event replayed on purpose is
-        `event.stale` (INFO) and never fires this alert.
+        A Compute Engine event for instance `$${metric.label.instance}` (project `$${metric.label.project}`, zone
+        `$${metric.label.zone}`) reached the event function only when it was older than
+        ${var.max_event_age_seconds} s, after failed deliveries (`event.expired`; `event_kind` says which event).
+        It was not acted on: the node may never have been cordoned, drained or fenced, and its pods may still be
+        `Unknown` or `Terminating` on a VM that is gone. It should have reached the dead-letter topic first
+        (README: the dead-letter arithmetic), so either the dead-letter policy and retry backoff are not set on
+        the Eventarc subscription (Pub/Sub then retries for 24 h) or deliveries were delayed beyond the
+        arithmetic (a backlog, `event_max_instances` reached). An old event replayed on purpose is `event.stale`
+        (INFO) and never fires this alert.
 
         **Where to look**
         - The event and its earlier deliveries: `gcloud logging read '${local.audit_query} AND jsonPayload.instance="$${metric.label.instance}" AND jsonPayload.action=("event.received" OR "event.expired" OR "cluster.unreachable" OR "drain.failed")' --project ${var.project_id} --freshness 1d`
