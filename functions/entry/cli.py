@@ -33,6 +33,7 @@ from enum import IntEnum
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from functions.decisions.settings import MAX_DEADLINE, ConfigError
+from functions.decisions.times import parse_rfc3339
 from functions.entry import explain as explaining
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def cmd_explain(args: argparse.Namespace) -> ExitCode:
         config = explaining.explain_settings(os.environ)
     except ConfigError as exc:
         raise Failure(ExitCode.USAGE, f"configuration error: {exc}") from None
-    results = explaining.explain(raw, config=config, env=os.environ, now=datetime.now(UTC))
+    results = explaining.explain(raw, config=config, env=os.environ, now=args.at or datetime.now(UTC))
     if args.output == "json":
         _json(results[0].as_dict() if len(results) == 1 else [r.as_dict() for r in results])
     else:
@@ -372,6 +373,13 @@ def cmd_worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 # ----------------------------------------------------------------------------------------- parser
+def _moment(text: str) -> datetime:
+    try:
+        return parse_rfc3339(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-10-02T08:14:07Z: {exc}") from None
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -417,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = add("explain", "what the node-event function would decide about an event (offline)", output)
     explain.add_argument("file", metavar="FILE", help="a JSON LogEntry, Pub/Sub message or CloudEvent; - for stdin")
+    explain.add_argument(
+        "--at",
+        type=_moment,
+        metavar="TIME",
+        help="judge as of this RFC 3339 time (e.g. when a dead letter first arrived); default: now",
+    )
     explain.set_defaults(run=cmd_explain)
 
     status = add("status", "the nodes the drainer cordoned and what recovery does next", output, remote, cluster)

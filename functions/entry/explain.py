@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from functions.decisions import envelope, jsonvalue, logentry, policy
+from functions.decisions import envelope, jsonvalue, logentry, policy, verdict
 from functions.decisions.settings import (
     DEFAULT_DEADLINES,
     ENV_CLUSTERS,
@@ -26,16 +26,20 @@ from functions.decisions.settings import (
     Settings,
 )
 from functions.decisions.settings import load as load_settings
+from functions.decisions.times import parse_time
 from functions.errors import MalformedEvent
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 MALFORMED_DECISION = "acknowledge and audit event.malformed; never retried"
+EVENT_SETTINGS = ("force_cleanup", "out_of_service_taint", "max_event_age", "dry_run")  # read without clusters
 
 
 class Verdict(StrEnum):
     ACT = "act"
     IGNORED = "ignored"
     MALFORMED = "malformed"
+    STALE = "stale"
+    EXPIRED = "expired"
 
 
 class Shape(StrEnum):
@@ -76,11 +80,14 @@ def explain_settings(env: Mapping[str, str]) -> ExplainSettings:
         group, _, name = row.target.rpartition(".")
         if group == "deadlines":
             deadlines[logentry.EventKind(name)] = row.value(env)
-        elif row.target in ("force_cleanup", "dry_run"):
+        elif row.target in EVENT_SETTINGS:
             top[row.target] = row.value(env)
     return ExplainSettings(
         settings=Settings(clusters=(), deadlines=deadlines, **top),
-        source=f"defaults ({ENV_CLUSTERS} not set; DRAINER_DEADLINE_*, DRAINER_FORCE_CLEANUP, DRAINER_DRY_RUN read)",
+        source=(
+            f"defaults ({ENV_CLUSTERS} not set; DRAINER_DEADLINE_*, DRAINER_FORCE_CLEANUP, "
+            "DRAINER_OUT_OF_SERVICE_TAINT, DRAINER_MAX_EVENT_AGE_SECONDS, DRAINER_DRY_RUN read)"
+        ),
     )
 
 
@@ -162,9 +169,10 @@ def _action(event: logentry.NodeEvent, plan: policy.DrainPlan, settings: Setting
     seconds = f"{plan.timeout.total_seconds():g} s"
     steps = [f"cordon {event.instance}", f"evict its pods honouring PodDisruptionBudgets for up to {seconds}"]
     if plan.force_when_down:
+        taint = "taint it out-of-service and " if plan.out_of_service_taint else ""
         steps.append(
-            "once the VM is verified down (Compute Engine: gone, replaced, TERMINATED or STOPPED; or Ready=Unknown "
-            "with a heartbeat older than the event), taint it out-of-service and force-delete what is left"
+            "once the VM is verified off (Compute Engine: gone, replaced, TERMINATED or STOPPED; only when it cannot "
+            f"answer, Ready=Unknown with a heartbeat older than the event), {taint}force-delete what is left"
         )
     elif event.kind in policy.FORCE_KINDS:
         steps.append("never force (DRAINER_FORCE_CLEANUP=false): report what is left")
@@ -188,21 +196,26 @@ def _owners(event: logentry.NodeEvent, settings: Settings) -> str:
 
 
 def explain_value(value: Any, *, config: ExplainSettings, env: Mapping[str, str], now: datetime) -> Explanation:
-    """What the function would decide about one decoded JSON input."""
+    """What the function would decide about one decoded JSON input: the same verdict
+    (:func:`functions.decisions.verdict.judge_event`), judged on what the input alone tells."""
     shape = _shape(value)
     try:
         entry, message = _log_entry(value, shape)
-        parsed = logentry.parse_log_entry(entry, now=now)
     except MalformedEvent as exc:
-        return Explanation(
-            verdict=Verdict.MALFORMED,
-            shape=shape,
-            fields={"error": str(exc), "decision": MALFORMED_DECISION},
-        )
+        return _malformed(shape, str(exc))
     delivery: dict[str, Any] = {}
+    facts = verdict.Delivery()
     if message is not None:
         delivery = {"message_id": message.message_id, "publish_time": message.publish_time}
-    if isinstance(parsed, logentry.IgnoredEvent):
+        facts = verdict.Delivery(
+            publish_time=parse_time(message.publish_time), delivery_attempt=message.delivery_attempt
+        )
+    settings = config.settings
+    judged = verdict.judge_event(entry, now=now, settings=settings, delivery=facts)
+    if judged.outcome is verdict.Outcome.MALFORMED:
+        return _malformed(shape, judged.reason)
+    if judged.ignored is not None:
+        parsed = judged.ignored
         return Explanation(
             verdict=Verdict.IGNORED,
             shape=shape,
@@ -217,42 +230,57 @@ def explain_value(value: Any, *, config: ExplainSettings, env: Mapping[str, str]
                 "decision": "acknowledge and audit event.ignored; the node is not touched",
             },
         )
-    settings = config.settings
-    plan = policy.plan_for_event(
-        kind=parsed.kind,
-        event_id=parsed.event_id,
-        event_time=parsed.event_time,
-        instance_id=parsed.instance_id,
-        deadlines=settings.deadlines,
-        force_cleanup=settings.force_cleanup,
-    )
-    age = (now - parsed.event_time).total_seconds()
+    event = judged.event
+    assert event is not None  # every other outcome carries the event
+    age = (now - event.event_time).total_seconds()
+    about = {
+        "kind": event.kind.value,
+        "method": event.method,
+        "node": event.instance,
+        "project": event.project,
+        "zone": event.zone,
+        "instance_id": event.instance_id,
+        "event_id": event.event_id,
+        "principal": event.principal,
+        "event_time": event.event_time.isoformat().replace("+00:00", "Z"),
+        "age": _age(age),
+        "age_seconds": round(age, 3),
+        **delivery,
+    }
+    if judged.outcome is verdict.Outcome.EXPIRED:
+        decision = (
+            "acknowledge and audit event.expired at ERROR (it was lost to failed deliveries); the node is not touched"
+        )
+        return Explanation(
+            verdict=Verdict.EXPIRED, shape=shape, fields={**about, "reason": judged.reason, "decision": decision}
+        )
+    if judged.outcome is verdict.Outcome.STALE:
+        decision = "acknowledge and audit event.stale; the node is not touched"
+        return Explanation(
+            verdict=Verdict.STALE, shape=shape, fields={**about, "reason": judged.reason, "decision": decision}
+        )
+    plan = judged.plan
+    assert plan is not None  # ACT carries its plan
     return Explanation(
         verdict=Verdict.ACT,
         shape=shape,
         fields={
-            "kind": parsed.kind.value,
-            "method": parsed.method,
-            "node": parsed.instance,
-            "project": parsed.project,
-            "zone": parsed.zone,
-            "instance_id": parsed.instance_id,
-            "event_id": plan.event_id,
-            "principal": parsed.principal,
-            "event_time": parsed.event_time.isoformat().replace("+00:00", "Z"),
-            "age": _age(age),
-            "age_seconds": round(age, 3),
-            **delivery,
+            **about,
             "deadline_seconds": plan.timeout.total_seconds(),
-            "deadline_from": _deadline_source(parsed.kind, env),
+            "deadline_from": _deadline_source(event.kind, env),
             "force_after_verified_down": plan.force_when_down,
+            "out_of_service_taint": plan.out_of_service_taint,
             "graceful": not plan.force_when_down,
             "dry_run": settings.dry_run,
-            "clusters": _owners(parsed, settings),
+            "clusters": _owners(event, settings),
             "settings": config.source,
-            "decision": _action(parsed, plan, settings),
+            "decision": _action(event, plan, settings),
         },
     )
+
+
+def _malformed(shape: Shape, error: str) -> Explanation:
+    return Explanation(verdict=Verdict.MALFORMED, shape=shape, fields={"error": error, "decision": MALFORMED_DECISION})
 
 
 def load_input(raw: bytes) -> Any:

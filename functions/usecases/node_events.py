@@ -1,14 +1,15 @@
 """The node-event use case: a Pub/Sub delivery of a Compute Engine LogEntry becomes a decision
-(ignored, malformed, stale, or a drain), each audited. The outcome is signalled by return value
+(malformed, ignored, expired, stale, or a drain: :func:`functions.decisions.verdict.judge_event`,
+the one verdict ``explain`` gives too), each audited. The outcome is signalled by return value
 or by raising :class:`~functions.errors.PermanentError` (acknowledge: bad input, already audited)
 or :class:`~functions.errors.TransientError` (retry); only the entry points map them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from functions.decisions import envelope, logentry, policy
+from functions.decisions import envelope, logentry, verdict
 from functions.decisions.actions import Action, Severity
 from functions.decisions.model import VmInstance
 from functions.decisions.times import parse_time
@@ -40,40 +41,30 @@ class NodeEvents:
         audit = self.runtime.audit.bind(trigger=trigger, delivery_id=delivery_id)
         try:
             message = envelope.unwrap(data)
-            parsed = logentry.parse_log_entry(logentry.log_entry_from_message(message), now=datetime.now(UTC))
+            entry = logentry.log_entry_from_message(message)
         except MalformedEvent as exc:
-            audit.record(
-                Action.EVENT_MALFORMED,
-                f"acknowledged a malformed event: {exc}",
-                severity=Severity.WARNING,
-                error=str(exc),
-            )
+            self._malformed(audit, str(exc))
             raise
-        if isinstance(parsed, logentry.IgnoredEvent):
+        delivery = verdict.Delivery(
+            publish_time=parse_time(message.publish_time), delivery_attempt=message.delivery_attempt
+        )
+        first = self._judge(entry, delivery=delivery)
+        if first.outcome is verdict.Outcome.MALFORMED:
+            self._malformed(audit, first.reason)
+            raise MalformedEvent(first.reason)
+        if first.ignored is not None:
+            ignored = first.ignored
             audit.record(
                 Action.EVENT_IGNORED,
-                f"ignored: {parsed.reason}",
-                reason=parsed.reason,
-                method=parsed.method,
-                instance=parsed.instance,
-                insert_id=parsed.insert_id,
+                f"ignored: {ignored.reason}",
+                reason=ignored.reason,
+                method=ignored.method,
+                instance=ignored.instance,
+                insert_id=ignored.insert_id,
             )
             return None
-        return self.handle(
-            parsed,
-            audit=audit,
-            publish_time=parse_time(message.publish_time),
-            delivery_attempt=message.delivery_attempt,
-        )
-
-    def handle(
-        self,
-        event: logentry.NodeEvent,
-        *,
-        audit: Audit,
-        publish_time: datetime | None = None,
-        delivery_attempt: int | None = None,
-    ) -> DrainReport | None:
+        event = first.event
+        assert event is not None  # every other outcome carries the event
         audit = audit.bind(
             event_id=event.event_id,
             event_kind=event.kind.value,
@@ -92,27 +83,19 @@ class NodeEvents:
             event_time=event.event_time,
             event_age_seconds=round(age, 3),
         )
-        late = policy.lateness(
-            event.event_time,
-            now=datetime.now(UTC),
-            max_age=timedelta(seconds=self.settings.max_event_age),
-            publish_time=publish_time,
-            delivery_attempt=delivery_attempt,
-        )
-        if late is not None:
-            kind, why = late
-            if kind is policy.Lateness.EXPIRED:
-                audit.record(
-                    Action.EVENT_EXPIRED,
-                    f"LOST: {why}; the node was not touched",
-                    severity=Severity.ERROR,
-                    reason=why,
-                    event_age_seconds=round(age, 3),
-                    delivery_attempt=delivery_attempt,
-                    publish_time=publish_time,
-                )
-            else:
-                audit.record(Action.EVENT_STALE, f"acknowledged without action: {why}", reason=why)
+        if first.outcome is verdict.Outcome.EXPIRED:
+            audit.record(
+                Action.EVENT_EXPIRED,
+                f"LOST: {first.reason}; the node was not touched",
+                severity=Severity.ERROR,
+                reason=first.reason,
+                event_age_seconds=round(age, 3),
+                delivery_attempt=delivery.delivery_attempt,
+                publish_time=delivery.publish_time,
+            )
+            return None
+        if first.outcome is verdict.Outcome.STALE:
+            audit.record(Action.EVENT_STALE, f"acknowledged without action: {first.reason}", reason=first.reason)
             return None
         try:
             target = self.resolve(project=event.project, zone=event.zone, instance=event.instance, audit=audit)
@@ -120,33 +103,26 @@ class NodeEvents:
             audit.record(Action.EVENT_IGNORED, f"ignored: {exc}", reason=str(exc))
             return None
         node_audit = audit.bind(cluster=target.cluster.name, node=target.node.name)
-        if policy.stale_instance(target.node, event.instance_id):
-            reason = (
-                f"node {target.node.name} now runs instance {target.node.annotations.get(policy.GKE_INSTANCE_ID)}, "
-                f"not the event's {event.instance_id}: the event is about a VM that was already replaced"
-            )
-            node_audit.record(Action.EVENT_IGNORED, f"ignored: {reason}", reason=reason)
+        facts = verdict.Facts(node=target.node, vm=self._vm(target, node_audit))
+        judged = self._judge(entry, delivery=delivery, facts=facts)
+        if judged.outcome is verdict.Outcome.IGNORED:
+            node_audit.record(Action.EVENT_IGNORED, f"ignored: {judged.reason}", reason=judged.reason)
             return None
-        stale = policy.stale_event(
-            target.node, event_id=event.event_id, event_time=event.event_time, vm=self._vm(target, node_audit)
-        )
-        if stale:
-            node_audit.record(
-                Action.EVENT_STALE,
-                f"acknowledged without action: {target.node.name} has come back since the event ({stale})",
-                reason=stale,
-            )
+        if judged.outcome is not verdict.Outcome.ACT or judged.plan is None:
+            node_audit.record(Action.EVENT_STALE, f"acknowledged without action: {judged.reason}", reason=judged.reason)
             return None
-        plan = policy.plan_for_event(
-            kind=event.kind,
-            event_id=event.event_id,
-            event_time=event.event_time,
-            instance_id=event.instance_id,
-            deadlines=self.settings.deadlines,
-            force_cleanup=self.settings.force_cleanup,
-            out_of_service_taint=self.settings.out_of_service_taint,
+        return drain_node(self.runtime, target, judged.plan, audit=node_audit, dry_run=self.settings.dry_run)
+
+    def _judge(
+        self, entry: dict[str, Any], *, delivery: verdict.Delivery, facts: verdict.Facts | None = None
+    ) -> verdict.EventVerdict:
+        return verdict.judge_event(entry, now=datetime.now(UTC), settings=self.settings, delivery=delivery, facts=facts)
+
+    @staticmethod
+    def _malformed(audit: Audit, error: str) -> None:
+        audit.record(
+            Action.EVENT_MALFORMED, f"acknowledged a malformed event: {error}", severity=Severity.WARNING, error=error
         )
-        return drain_node(self.runtime, target, plan, audit=node_audit, dry_run=self.settings.dry_run)
 
     def _vm(self, target: Target, audit: Audit) -> VmInstance | None:
         """The node's VM as Compute Engine describes it, when the fence is on and it answers."""

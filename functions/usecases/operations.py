@@ -151,8 +151,9 @@ class Operations:
                 decision = policy.RecoveryDecision(
                     action=policy.RecoveryAction.WAIT, reason=f"not known: the facts could not be read ({exc})"
                 )
+            if decision.action in (policy.RecoveryAction.WAIT, policy.RecoveryAction.FORCE_CLEANUP):
+                self._held(node, decision, audit=node_audit, now=now)  # held until it is lifted
             if decision.action is policy.RecoveryAction.WAIT:
-                self._held(node, decision, audit=node_audit, now=now)
                 continue
             left = self.settings.recovery_deadline if deadline is None else deadline - time.monotonic()
             if left < 1:
@@ -310,7 +311,9 @@ class Operations:
             operator_force=operator_force,
         )
         target = Target(cluster=cluster, client=client, node=node)
-        report = drain_node(self.runtime, target, plan, audit=audit.bind(event_id=plan.event_id), dry_run=dry_run)
+        report = drain_node(
+            self.runtime, target, plan, audit=audit.bind(event_id=plan.event_id, event_kind=reason), dry_run=dry_run
+        )
         return report.outcome.value if report else "node gone"
 
     # -------------------------------------------------------------- manual

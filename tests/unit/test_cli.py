@@ -39,14 +39,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+# The fixtures' events happened on 2026-10-02 (the last at 09:30:11): explain judges them as of a
+# minute after, as the function did when they arrived (later they are stale: see the tests below).
+AT = "2026-10-02T09:31:11Z"
+AT_TIME = datetime(2026, 10, 2, 9, 31, 11, tzinfo=UTC)
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], *, at: str | None = AT) -> tuple[int, str, str]:
+    if argv[:1] == ["explain"] and "--at" not in argv and at is not None:
+        argv = [*argv, "--at", at]
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def explain_json(path: Path | str, capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:
-    code, out, err = run(["explain", str(path), "-o", "json"], capsys)
+def explain_json(
+    path: Path | str, capsys: pytest.CaptureFixture[str], *, at: str | None = AT
+) -> tuple[int, Any, str]:
+    code, out, err = run(["explain", str(path), "-o", "json"], capsys, at=at)
     return code, json.loads(out), err
 
 
@@ -85,7 +95,7 @@ def test_explain_every_fixture(path: Path, capsys: pytest.CaptureFixture[str]) -
     assert body["force_after_verified_down"] is (kind != "delete")
     assert body["graceful"] is (kind == "delete")
     event_time = datetime.fromisoformat(body["event_time"])
-    assert body["age_seconds"] == pytest.approx((datetime.now(UTC) - event_time).total_seconds(), abs=30)
+    assert body["age_seconds"] == pytest.approx((AT_TIME - event_time).total_seconds(), abs=0.01)
     assert "DRAINER_CLUSTERS not set" in body["settings"]
     assert err == ""
 
@@ -157,9 +167,9 @@ def test_explain_a_list_of_entries(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_explain_ignored_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    entry = log_entry("preempted", instance="gke-a-b-c")
+    entry = log_entry("preempted", instance="gke-a-b-c")  # stamped now
     entry["protoPayload"]["methodName"] = "compute.instances.migrateOnHostMaintenance"
-    code, body, _ = explain_json(write(tmp_path, entry), capsys)
+    code, body, _ = explain_json(write(tmp_path, entry), capsys, at=None)
     assert code == ExitCode.OK
     assert body["verdict"] == "ignored"
     assert "live migration" in body["reason"]
@@ -240,7 +250,7 @@ def test_explain_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_explain_as_a_real_process() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "functions", "explain", "-o", "json", "-"],
+        [sys.executable, "-m", "functions", "explain", "-o", "json", "--at", AT, "-"],
         input=(FIXTURES / "cloudevent-pubsub-binary.json").read_bytes(),
         capture_output=True,
         cwd=ROOT,
