@@ -160,12 +160,21 @@ def patient(server_factory: Callable[..., FunctionServer]) -> FunctionServer:
     return server_factory(DRAINER_DEADLINE_DELETE="60")
 
 
+def _startup_taints(cluster: TestCluster, name: str) -> list[str]:
+    node = cluster.read_node(name)
+    ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
+    taints = [t.key for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+    return taints if ready == "True" else [*taints, "not Ready"]
+
+
 def test_four_nodes_drained_at_once_never_violate_their_shared_budget(
     patient: FunctionServer, cluster: TestCluster
 ) -> None:
     pool = f"shared-{cluster.namespace}"
     victims = [cluster.add_node(pool=pool) for _ in range(4)]
     spare = cluster.add_node(pool=pool, unschedulable=True)  # where the replacements go, opened later
+    # schedulable for real: Ready, and the node-lifecycle controller's not-ready taint gone
+    assert wait_until(lambda: not any(_startup_taints(cluster, v.name) for v in victims), timeout=30)
     replicas, min_available = 8, 6
     rs = cluster.replicaset(None, replicas, name="spread", node_selector={POOL_LABEL: pool})
     app = rs.metadata.labels["app"]
