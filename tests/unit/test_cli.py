@@ -53,9 +53,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str], *, at: str | None =
     return code, out, err
 
 
-def explain_json(
-    path: Path | str, capsys: pytest.CaptureFixture[str], *, at: str | None = AT
-) -> tuple[int, Any, str]:
+def explain_json(path: Path | str, capsys: pytest.CaptureFixture[str], *, at: str | None = AT) -> tuple[int, Any, str]:
     code, out, err = run(["explain", str(path), "-o", "json"], capsys, at=at)
     return code, json.loads(out), err
 
