@@ -22,6 +22,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
 	touch $(STAMP)
 
+# The project itself, editable, with nothing resolved (its dependencies come from the locks above):
+# puts `gke-node-drainer` on the venv's PATH.
+PROJECT := $(VENV)/.project
+$(PROJECT): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $(PROJECT)
+
 # checkov lives in its own environment (its hcl2 fork would replace the python-hcl2 the tests use).
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -47,7 +54,7 @@ lock: $(STAMP)
 	$(UV_COMPILE) requirements-checkov.in -o requirements-checkov.txt
 
 # Build (or reuse) the control-plane binaries; prints the cold build time when it builds.
-controlplane: $(STAMP)
+controlplane: $(PROJECT)
 	$(PY) -m tests.controlplane.assets ensure
 
 # Run the project locally against a local control plane (Ctrl-C stops everything).
@@ -55,7 +62,7 @@ run: controlplane
 	$(PY) -m tests.controlplane
 
 # Post the shared sample preemption event (Eventarc binary CloudEvent), stamped now, to the local function.
-demo-event: $(STAMP)
+demo-event: $(PROJECT)
 	$(PY) -m tests.support.demo_event
 
 # The whole test suite: lint, types, then every test against the real control plane.
@@ -64,10 +71,10 @@ test: controlplane checkov lint
 
 # The tests that need no control plane (no Go build, no control-plane start): seconds once installed.
 # tests/unit also runs checkov on terraform/, so it needs the checkov environment.
-unit: $(STAMP) checkov
+unit: $(PROJECT) checkov
 	$(PY) -m pytest tests/unit
 
-lint: $(STAMP)
+lint: $(PROJECT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

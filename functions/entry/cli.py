@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
+from functions import __version__
 from functions.decisions.settings import MAX_DEADLINE, ConfigError
 from functions.decisions.times import parse_rfc3339
 from functions.entry import explain as explaining
@@ -398,6 +399,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     output = _Parser(add_help=False)
     output.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     remote = _Parser(add_help=False)
