@@ -44,7 +44,7 @@ resource "google_storage_bucket" "source" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.service_agents]
 }
 
 # Named by content: a change of the code is a new object and a new build.
@@ -56,9 +56,9 @@ resource "google_storage_bucket_object" "source" {
 
 # An event must reach the dead-letter topic before it is too old to act on (max_event_age_seconds: then it
 # is only audited event.expired). Worst case from the LogEntry's timestamp to the dead-letter topic: the
-# sink's delivery delay, then every delivery attempt lasts the event function's whole timeout and is
-# followed by the longest backoff (Pub/Sub's retry policy on the Eventarc subscription, which Terraform
-# cannot set: attach_dead_letter_command sets it with the dead-letter policy). README: the arithmetic.
+# sink's delivery delay, then every delivery attempt lasts the event function's whole timeout (also the
+# push subscription's ack deadline, so Pub/Sub never waits longer) and is followed by the longest backoff
+# of the push subscription's retry policy (pubsub.tf). README: the arithmetic.
 locals {
   # Cloud Logging routes to Pub/Sub in near real time; this allows for ingestion and routing delays.
   sink_delay_allowance_seconds = 600
@@ -68,8 +68,11 @@ locals {
   )
 }
 
-# Compute Engine events, from the log sink's topic through Eventarc; a raised exception (a transient
-# failure) makes Pub/Sub redeliver, a malformed event is acknowledged and audited.
+# Compute Engine events, pushed by the subscription google_pubsub_subscription.events (pubsub.tf) to this
+# function's URL: no event trigger, so Cloud Functions deploys it HTTP-triggered; on_node_event is
+# registered as a CloudEvent function (its decorator wins over the signature type of the deployment) and
+# functions-framework turns the raw push body into the messagePublished CloudEvent. A raised exception
+# (a transient failure) answers 500, so Pub/Sub redelivers; a malformed event is acknowledged and audited.
 resource "google_cloudfunctions2_function" "events" {
   project     = var.project_id
   location    = var.region
@@ -99,22 +102,39 @@ resource "google_cloudfunctions2_function" "events" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.runtime.email
     environment_variables            = merge(local.common_env, local.event_env)
-  }
+    vpc_connector                    = try(var.vpc_connector.name, null)
+    vpc_connector_egress_settings    = try(var.vpc_connector.egress, null)
+    direct_vpc_egress                = local.direct_vpc_egress
 
-  # The trigger takes only RETRY or DO_NOT_RETRY; the backoff bounds and the dead-letter policy live on
-  # the Eventarc subscription (attach_dead_letter_command).
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.events.id
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.eventarc.email
+    dynamic "direct_vpc_network_interface" {
+      for_each = var.vpc_access == null ? [] : [var.vpc_access]
+      content {
+        network    = direct_vpc_network_interface.value.network
+        subnetwork = direct_vpc_network_interface.value.subnetwork
+        tags       = direct_vpc_network_interface.value.network_tags
+      }
+    }
   }
 
   lifecycle {
     precondition {
       condition     = local.dead_letter_worst_case_seconds < var.max_event_age_seconds
       error_message = "An event could expire before it reaches the dead-letter topic: ${local.sink_delay_allowance_seconds} s sink delay + ${var.dead_letter_max_delivery_attempts} attempts x (${local.event_timeout_seconds} s function timeout + ${var.event_retry_max_delay_seconds} s longest backoff) = ${local.dead_letter_worst_case_seconds} s, not below max_event_age_seconds = ${var.max_event_age_seconds} s. Lower dead_letter_max_delivery_attempts (at least 5) or event_retry_max_delay_seconds, or raise max_event_age_seconds."
+    }
+
+    precondition {
+      condition     = length(local.extra_env_refused) == 0
+      error_message = "extra_env may set only ${join(", ", local.extra_env_settings)}; refused: ${join(", ", local.extra_env_refused)} (the module sets it itself, from a typed variable or from what it creates, or the functions read no such setting)."
+    }
+
+    precondition {
+      condition     = var.vpc_access == null || var.vpc_connector == null
+      error_message = "vpc_access (Direct VPC egress) and vpc_connector (a Serverless VPC Access connector) exclude each other: set one."
+    }
+
+    precondition {
+      condition     = length(local.private_ip_endpoint_clusters) == 0 || var.vpc_access != null || var.vpc_connector != null
+      error_message = "The clusters ${join(", ", local.private_ip_endpoint_clusters)} are reached on a private IP: set vpc_access (Direct VPC egress) or vpc_connector, or use their DNS-based endpoint."
     }
   }
 
@@ -154,6 +174,25 @@ resource "google_cloudfunctions2_function" "schedule" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     environment_variables          = merge(local.common_env, local.schedule_env)
+    vpc_connector                  = try(var.vpc_connector.name, null)
+    vpc_connector_egress_settings  = try(var.vpc_connector.egress, null)
+    direct_vpc_egress              = local.direct_vpc_egress
+
+    dynamic "direct_vpc_network_interface" {
+      for_each = var.vpc_access == null ? [] : [var.vpc_access]
+      content {
+        network    = direct_vpc_network_interface.value.network
+        subnetwork = direct_vpc_network_interface.value.subnetwork
+        tags       = direct_vpc_network_interface.value.network_tags
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.schedule_timeout_seconds - var.recovery_deadline_seconds - 60 >= 60
+      error_message = "The scheduled cleanup would get ${var.schedule_timeout_seconds - var.recovery_deadline_seconds - 60} s: schedule_timeout_seconds (${var.schedule_timeout_seconds} s) less recovery_deadline_seconds (${var.recovery_deadline_seconds} s) less 60 s must leave it at least 60 s."
+    }
   }
 
   depends_on = [
@@ -192,6 +231,18 @@ resource "google_cloudfunctions2_function" "manual" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     environment_variables          = merge(local.common_env, local.manual_env)
+    vpc_connector                  = try(var.vpc_connector.name, null)
+    vpc_connector_egress_settings  = try(var.vpc_connector.egress, null)
+    direct_vpc_egress              = local.direct_vpc_egress
+
+    dynamic "direct_vpc_network_interface" {
+      for_each = var.vpc_access == null ? [] : [var.vpc_access]
+      content {
+        network    = direct_vpc_network_interface.value.network
+        subnetwork = direct_vpc_network_interface.value.subnetwork
+        tags       = direct_vpc_network_interface.value.network_tags
+      }
+    }
   }
 
   depends_on = [
@@ -207,7 +258,7 @@ resource "google_cloud_run_service_iam_member" "events_invoker" {
   location = var.region
   service  = google_cloudfunctions2_function.events.service_config[0].service
   role     = "roles/run.invoker"
-  member   = google_service_account.eventarc.member
+  member   = google_service_account.event_push.member
 }
 
 resource "google_cloud_run_service_iam_member" "schedule_invoker" {

@@ -18,12 +18,13 @@ resource "google_service_account" "scheduler" {
   description  = "Invokes the scheduled cleanup and recovery."
 }
 
-# Eventarc pushes log events as this account; it may invoke the event function only.
-resource "google_service_account" "eventarc" {
+# The push subscription of the log events signs its OIDC tokens as this account; it may invoke the
+# event function only.
+resource "google_service_account" "event_push" {
   project      = var.project_id
-  account_id   = "${var.name}-trigger"
-  display_name = "gke-node-drainer Eventarc trigger"
-  description  = "Delivers log-sink events to the event function."
+  account_id   = "${var.name}-push"
+  display_name = "gke-node-drainer event push"
+  description  = "Delivers log-sink events to the event function (Pub/Sub push, OIDC)."
 }
 
 # Cloud Build builds the functions as this account instead of the default compute account.
@@ -34,15 +35,33 @@ resource "google_service_account" "build" {
   description  = "Builds the function images from the source archive."
 }
 
+# Custom role IDs carry a suffix: IAM reserves a deleted role's ID for weeks, so an apply after a destroy
+# must not reuse it. The random suffix is drawn anew after a destroy; role_id_suffix pins one.
+resource "random_id" "role_suffix" {
+  count       = var.role_id_suffix == null ? 1 : 0
+  byte_length = 4
+}
+
+locals {
+  role_id_prefix = replace(var.name, "-", "_")
+  role_id_suffix = var.role_id_suffix != null ? var.role_id_suffix : random_id.role_suffix[0].hex
+}
+
 # container.clusters.get and nothing else: the predefined roles that hold it also grant Kubernetes access.
+# Where a cluster is reached on its DNS-based endpoint, also container.clusters.connect, which that
+# endpoint checks before it forwards a request.
 resource "google_project_iam_custom_role" "cluster_reader" {
   for_each = local.cluster_projects
 
   project     = each.value
-  role_id     = "${replace(var.name, "-", "_")}_cluster_get"
+  role_id     = "${local.role_id_prefix}_cluster_get_${local.role_id_suffix}"
   title       = "gke-node-drainer cluster read"
-  description = "Read a GKE cluster's endpoint and CA (container.clusters.get)."
-  permissions = ["container.clusters.get"]
+  description = "Read a GKE cluster's endpoint and CA (container.clusters.get); connect to its DNS-based endpoint where it is used."
+  permissions = concat(["container.clusters.get"], contains(local.dns_endpoint_projects, each.value) ? ["container.clusters.connect"] : [])
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "google_project_iam_member" "runtime_cluster_reader" {
@@ -59,10 +78,14 @@ resource "google_project_iam_custom_role" "instance_reader" {
   for_each = var.compute_fence ? local.cluster_projects : toset([])
 
   project     = each.value
-  role_id     = "${replace(var.name, "-", "_")}_instance_get"
+  role_id     = "${local.role_id_prefix}_instance_get_${local.role_id_suffix}"
   title       = "gke-node-drainer instance read"
   description = "Read a node VM's state for the fence (compute.instances.get)."
   permissions = ["compute.instances.get"]
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "google_project_iam_member" "runtime_instance_reader" {
@@ -86,11 +109,12 @@ resource "google_pubsub_topic_iam_member" "runtime_outcome_publisher" {
   member  = google_service_account.runtime.member
 }
 
-# Pub/Sub's service agent mints the OIDC tokens of Eventarc's push subscription as the trigger account.
+# Pub/Sub's service agent mints the push subscription's OIDC tokens as the push account (needed in
+# projects created before 8 April 2021, harmless in the others).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
-  service_account_id = google_service_account.eventarc.name
+  service_account_id = google_service_account.event_push.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member             = local.pubsub_service_agent
 }
 
 resource "google_project_iam_member" "build_log_writer" {

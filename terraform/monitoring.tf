@@ -464,8 +464,8 @@ locals {
         ${var.max_event_age_seconds} s, after failed deliveries (`event.expired`; `event_kind` says which event).
         It was not acted on: the node may never have been cordoned, drained or fenced, and its pods may still be
         `Unknown` or `Terminating` on a VM that is gone. It should have reached the dead-letter topic first
-        (README: the dead-letter arithmetic), so either the dead-letter policy and retry backoff are not set on
-        the Eventarc subscription (Pub/Sub then retries for 24 h) or deliveries were delayed beyond the
+        (README: the dead-letter arithmetic), so either the push subscription's dead-letter or retry policy was
+        changed outside Terraform (`terraform plan` shows the drift) or deliveries were delayed beyond the
         arithmetic (a backlog, `event_max_instances` reached). An old event replayed on purpose is `event.stale`
         (INFO) and never fires this alert.
 
@@ -475,16 +475,15 @@ locals {
         - The node now (its name is the instance's, `gke-CLUSTER-POOL-...`): `gke-node-drainer status --cluster CLUSTER`,
           `kubectl get pods -A --field-selector spec.nodeName=$${metric.label.instance}`, and the VM:
           `gcloud compute instances describe $${metric.label.instance} --project $${metric.label.project} --zone $${metric.label.zone} --format='value(status)'`.
-        - The Eventarc subscription's policies: the first line of `terraform output -raw attach_dead_letter_command`
-          finds it; `gcloud pubsub subscriptions describe "$SUB" --format='yaml(deadLetterPolicy,retryPolicy)'`.
+        - The push subscription's policies:
+          `gcloud pubsub subscriptions describe ${google_pubsub_subscription.events.id} --format='yaml(ackDeadlineSeconds,deadLetterPolicy,retryPolicy)'`.
 
         **What to do**
         - The node still there with its pods: drain it now, `gke-node-drainer drain $${metric.label.instance} --cluster CLUSTER --force`
           (evictions honour the budgets; what is left is forced only once the VM is verified off).
         - The node replaced or back since: nothing is left to do for it.
-        - So that the next one dead-letters instead: run `attach_dead_letter_command` (again after anything that
-          recreated the trigger), fix what failed the deliveries (`fix` names the grant), raise `event_max_instances`
-          if events queue up.
+        - So that the next one dead-letters instead: `terraform apply` (restores the subscription's policies), fix
+          what failed the deliveries (`fix` names the grant), raise `event_max_instances` if events queue up.
       EOT
     }
 

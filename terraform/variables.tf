@@ -4,7 +4,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the Eventarc trigger and the scheduler jobs."
+  description = "Region of the functions and the scheduler jobs."
   type        = string
 }
 
@@ -20,11 +20,13 @@ variable "name" {
 }
 
 variable "clusters" {
-  description = "The GKE clusters whose nodes are drained. Node VMs of a cluster must live in the cluster's project."
+  description = "The GKE clusters whose nodes are drained. Node VMs of a cluster must live in the cluster's project. endpoint (optional) is the control plane's address when it is not the public endpoint: a private IP (google_container_cluster's private_cluster_config[0].private_endpoint; needs vpc_access or vpc_connector, and ca_certificate: master_auth[0].cluster_ca_certificate) or the DNS-based endpoint (control_plane_endpoints_config[0].dns_endpoint_config[0].endpoint, gke-....gke.goog: reachable wherever Google APIs are, publicly trusted, so no CA; the runtime account also gets container.clusters.connect). Unset: the functions read the endpoint and CA from the Container API."
   type = list(object({
-    project  = string
-    location = string
-    name     = string
+    project        = string
+    location       = string
+    name           = string
+    endpoint       = optional(string)
+    ca_certificate = optional(string)
   }))
 
   validation {
@@ -35,6 +37,21 @@ variable "clusters" {
   validation {
     condition     = length(distinct([for c in var.clusters : c.name])) == length(var.clusters)
     error_message = "cluster names must be unique: the functions address clusters by name."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.clusters : c.endpoint == null || can(regex("^(https://)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?$", c.endpoint))])
+    error_message = "a cluster's endpoint is a host name or IP address (optionally https:// and a port), e.g. 10.0.0.2 or gke-0123456789abcdef0123456789abcdef-123456789012.europe-west4.gke.goog."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.clusters : c.endpoint != null || c.ca_certificate == null])
+    error_message = "a cluster's ca_certificate goes with its endpoint: without an endpoint both come from the Container API."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.clusters : c.endpoint == null || c.ca_certificate != null || can(regex("[.]gke[.]goog(:[0-9]+)?$", c.endpoint))])
+    error_message = "a cluster reached on a private IP needs its ca_certificate (google_container_cluster's master_auth[0].cluster_ca_certificate, base64 PEM); only the DNS-based endpoint (*.gke.goog) does without."
   }
 }
 
@@ -210,7 +227,7 @@ variable "event_topic_retention" {
 }
 
 variable "dead_letter_max_delivery_attempts" {
-  description = "Delivery attempts before a log event goes to the dead-letter topic (set by attach_dead_letter_command). With the retry delay, the event function's timeout and the sink's delay, the last attempt must end before max_event_age_seconds (checked at plan: README, the dead-letter arithmetic)."
+  description = "Delivery attempts of the push subscription before a log event goes to the dead-letter topic. With the retry backoff, the event function's timeout and the sink's delay, the last attempt must end before max_event_age_seconds (checked at plan: README, the dead-letter arithmetic)."
   type        = number
   default     = 7
 
@@ -220,14 +237,25 @@ variable "dead_letter_max_delivery_attempts" {
   }
 }
 
+variable "event_retry_min_delay_seconds" {
+  description = "Shortest backoff before a failed log event is delivered again (the push subscription's retry_policy minimum_backoff); the backoff grows from it to event_retry_max_delay_seconds."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.event_retry_min_delay_seconds >= 0 && var.event_retry_min_delay_seconds <= 600 && floor(var.event_retry_min_delay_seconds) == var.event_retry_min_delay_seconds
+    error_message = "event_retry_min_delay_seconds must be a whole number of seconds between 0 and 600 (Pub/Sub's limits)."
+  }
+}
+
 variable "event_retry_max_delay_seconds" {
-  description = "Longest backoff between two deliveries of a log event that failed (the Eventarc subscription's retry policy, set by attach_dead_letter_command; Pub/Sub's default is 600 s). Each delivery attempt may also last the event function's 540 s timeout."
+  description = "Longest backoff between two deliveries of a log event that failed (the push subscription's retry_policy maximum_backoff; Pub/Sub's default is 600 s); at least event_retry_min_delay_seconds. Each delivery attempt may also last the event function's 540 s timeout."
   type        = number
   default     = 300
 
   validation {
-    condition     = var.event_retry_max_delay_seconds >= 10 && var.event_retry_max_delay_seconds <= 600 && floor(var.event_retry_max_delay_seconds) == var.event_retry_max_delay_seconds
-    error_message = "event_retry_max_delay_seconds must be a whole number of seconds between 10 (the shortest backoff the attach command sets) and 600 (Pub/Sub's limit)."
+    condition     = var.event_retry_max_delay_seconds >= 0 && var.event_retry_max_delay_seconds <= 600 && floor(var.event_retry_max_delay_seconds) == var.event_retry_max_delay_seconds
+    error_message = "event_retry_max_delay_seconds must be a whole number of seconds between 0 and 600 (Pub/Sub's limits)."
   }
 }
 
@@ -238,14 +266,19 @@ variable "max_event_age_seconds" {
 
   validation {
     condition     = var.max_event_age_seconds >= 60 && var.max_event_age_seconds <= 86400 && floor(var.max_event_age_seconds) == var.max_event_age_seconds
-    error_message = "max_event_age_seconds must be a whole number of seconds between 60 and 86400 (Eventarc keeps an undelivered event for 24 h)."
+    error_message = "max_event_age_seconds must be a whole number of seconds between 60 and 86400 (a day: an older Compute Engine event says nothing about the node as it is now)."
   }
 }
 
 variable "kms_key_name" {
-  description = "Cloud KMS key for the topics and the source bucket; null uses Google-managed keys."
+  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the topics and the source bucket, in the bucket's location (region); null uses Google-managed keys. The module grants the Pub/Sub and Cloud Storage service agents roles/cloudkms.cryptoKeyEncrypterDecrypter on it."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be a key's resource name: projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY."
+  }
 }
 
 variable "event_max_instances" {
@@ -289,9 +322,20 @@ variable "recovery_alert_after_seconds" {
 }
 
 variable "apply_rbac" {
-  description = "Apply the RBAC manifest with the (default) kubernetes provider the caller configures; use modules/rbac for more clusters."
+  description = "Apply the RBAC manifest through the kubernetes provider configuration passed as kubernetes.rbac (providers = { kubernetes.rbac = kubernetes.CLUSTER }; pass one even when false: it is then unused). For more clusters, use modules/rbac."
   type        = bool
   default     = true
+}
+
+variable "role_id_suffix" {
+  description = "Suffix of the custom role IDs (NAME_cluster_get_SUFFIX, NAME_instance_get_SUFFIX); null draws a random one, kept in the state. IAM reserves a deleted custom role's ID for up to 37 days (7 days undeletable, then its permanent deletion), so an apply after a destroy needs a new suffix: the random one is drawn anew after a destroy."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_id_suffix == null || can(regex("^[a-zA-Z0-9_]{1,16}$", var.role_id_suffix))
+    error_message = "role_id_suffix must be 1 to 16 letters, digits or underscores."
+  }
 }
 
 variable "source_dir" {
@@ -304,4 +348,139 @@ variable "labels" {
   description = "Labels added to every resource that takes labels."
   type        = map(string)
   default     = {}
+}
+
+variable "eviction_concurrency" {
+  description = "Parallel evictions per drain (DRAINER_EVICTION_CONCURRENCY)."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.eviction_concurrency >= 1 && var.eviction_concurrency <= 500 && floor(var.eviction_concurrency) == var.eviction_concurrency
+    error_message = "eviction_concurrency must be a whole number between 1 and 500."
+  }
+}
+
+variable "kubernetes_api_timeout_seconds" {
+  description = "Timeout of one Kubernetes API request (DRAINER_API_TIMEOUT_SECONDS)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.kubernetes_api_timeout_seconds >= 0.5 && var.kubernetes_api_timeout_seconds <= 120
+    error_message = "kubernetes_api_timeout_seconds must be between 0.5 and 120 seconds."
+  }
+}
+
+variable "fence_storm_share" {
+  description = "When Compute Engine cannot answer and the Node rule is the only signal, at most this share of a cluster's nodes (at least one) is fenced within fence_storm_window_seconds; beyond it drains stay graceful, audited fence.storm_held (DRAINER_FENCE_STORM_SHARE)."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.fence_storm_share >= 0 && var.fence_storm_share <= 1
+    error_message = "fence_storm_share must be between 0 and 1."
+  }
+}
+
+variable "fence_storm_window_seconds" {
+  description = "The window of the storm cap (DRAINER_FENCE_STORM_WINDOW_SECONDS)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.fence_storm_window_seconds >= 60 && var.fence_storm_window_seconds <= 86400
+    error_message = "fence_storm_window_seconds must be between 60 and 86400 seconds."
+  }
+}
+
+variable "cleanup_cronjob_jobs" {
+  description = "Also clean finished Jobs owned by CronJobs (by default a CronJob's history limits govern its Jobs) (DRAINER_CLEANUP_CRONJOB_JOBS)."
+  type        = bool
+  default     = false
+}
+
+variable "cleanup_other_pods" {
+  description = "Also sweep finished pods not owned by a Job (DRAINER_CLEANUP_OTHER_PODS)."
+  type        = bool
+  default     = false
+}
+
+variable "cleanup_concurrency" {
+  description = "Parallel deletes of the Job cleanup (DRAINER_CLEANUP_CONCURRENCY)."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.cleanup_concurrency >= 1 && var.cleanup_concurrency <= 500 && floor(var.cleanup_concurrency) == var.cleanup_concurrency
+    error_message = "cleanup_concurrency must be a whole number between 1 and 500."
+  }
+}
+
+variable "cleanup_page_size" {
+  description = "List page size of the Job cleanup (DRAINER_CLEANUP_PAGE_SIZE)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.cleanup_page_size >= 1 && var.cleanup_page_size <= 5000 && floor(var.cleanup_page_size) == var.cleanup_page_size
+    error_message = "cleanup_page_size must be a whole number between 1 and 5000."
+  }
+}
+
+variable "recovery_deadline_seconds" {
+  description = "Time one scheduled recovery force-cleanup may take (DRAINER_RECOVERY_DEADLINE_SECONDS); the scheduled cleanup gets schedule_timeout_seconds less this less 60 s, at least 60 s (checked at plan)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.recovery_deadline_seconds >= 1 && var.recovery_deadline_seconds <= 1800
+    error_message = "recovery_deadline_seconds must be between 1 and 1800 seconds."
+  }
+}
+
+variable "extra_env" {
+  description = "Further settings of the functions (README: configuration) that no typed variable sets: DRAINER_COMPUTE_API_ENDPOINT, DRAINER_CONTAINER_API_ENDPOINT, DRAINER_ID_TOKEN_CERTS_URL, DRAINER_LOGGING_API_ENDPOINT, DRAINER_OUTCOME_TYPE_PREFIX. A key the module sets itself (through a typed variable or from what it creates), or one the functions do not read, is refused at plan."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.extra_env) : can(regex("^DRAINER_[A-Z0-9_]+$", key))])
+    error_message = "extra_env keys are the functions' settings, DRAINER_ and upper-case letters, digits or underscores."
+  }
+}
+
+variable "vpc_access" {
+  description = "Direct VPC egress for the functions (recommended to reach clusters on a private IP): the network and subnetwork (names or self links; the subnet needs free addresses for twice the instances), optional network tags, and egress PRIVATE_RANGES_ONLY (default: only RFC 1918 destinations go through the VPC) or ALL_TRAFFIC (then the subnet needs Private Google Access or Cloud NAT). Exclusive with vpc_connector. Needs google provider 7.21 or later."
+  type = object({
+    network      = string
+    subnetwork   = string
+    network_tags = optional(list(string), [])
+    egress       = optional(string, "PRIVATE_RANGES_ONLY")
+  })
+  default = null
+
+  validation {
+    condition     = var.vpc_access == null || contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"], try(var.vpc_access.egress, ""))
+    error_message = "vpc_access.egress must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC."
+  }
+}
+
+variable "vpc_connector" {
+  description = "A Serverless VPC Access connector for the functions, when one already serves the project (projects/P/locations/REGION/connectors/NAME, in the functions' region), and egress PRIVATE_RANGES_ONLY (default) or ALL_TRAFFIC. Exclusive with vpc_access."
+  type = object({
+    name   = string
+    egress = optional(string, "PRIVATE_RANGES_ONLY")
+  })
+  default = null
+
+  validation {
+    condition     = var.vpc_connector == null || can(regex("^projects/[^/]+/locations/[^/]+/connectors/[^/]+$", try(var.vpc_connector.name, "")))
+    error_message = "vpc_connector.name must be projects/PROJECT/locations/REGION/connectors/NAME."
+  }
+
+  validation {
+    condition     = var.vpc_connector == null || contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"], try(var.vpc_connector.egress, ""))
+    error_message = "vpc_connector.egress must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC."
+  }
 }

@@ -3,8 +3,9 @@
 A variable's ``validation`` condition, a ``precondition`` and the locals they read are strings once
 python-hcl2 has parsed them ("${var.a * (local.b + var.c) < var.d && floor(var.a) == var.a}"). This
 evaluates such a string against given values, so that a test can show a check refuses what it must and
-accepts the defaults: numbers, ``var.X``/``local.X``, ``+ - * /``, comparisons, ``&& || !``, parentheses,
-lists, ``floor``, ``min``, ``max``, ``concat`` and the list ``for`` expression ``[for x in L : x if C]``.
+accepts the defaults: numbers, ``var.X``/``local.X`` (numbers, lists, maps), ``+ - * /``, comparisons,
+``&& || !``, parentheses, lists, ``floor``, ``min``, ``max``, ``concat``, ``keys``, ``contains``, ``length``
+and the list ``for`` expression ``[for x in L : x if C]``.
 Anything else (another function, a string template, a splat) is refused rather than guessed.
 """
 
@@ -22,6 +23,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "concat": lambda *lists: [item for items in lists for item in items],
+    "keys": sorted,  # a map's keys, in lexicographic order as Terraform's keys() gives them
+    "contains": lambda items, value: value in items,
+    "length": len,
 }
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ _OPTIONS = SerializationOptions(strip_string_quotes=True, preserve_heredocs=Fals
 # var.x, local.x, module.x, data.TYPE.NAME, and TYPE.NAME for managed resources of the providers in use.
 _REFERENCE = re.compile(r"(?<![\w.])(var|local|module)\.([A-Za-z_][\w-]*)")
 _DATA_REFERENCE = re.compile(r"(?<![\w.])data\.([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)")
-_RESOURCE_REFERENCE = re.compile(r"(?<![\w.])((?:google|kubernetes|archive)_[a-z0-9_]+)\.([A-Za-z_][\w-]*)")
+_RESOURCE_REFERENCE = re.compile(r"(?<![\w.])((?:google|kubernetes|archive|random)_[a-z0-9_]+)\.([A-Za-z_][\w-]*)")
 _META_ARGUMENTS = frozenset({"source", "version", "count", "for_each", "providers", "depends_on"})
 
 
@@ -154,3 +155,66 @@ def render(text: str, module: Module, *, variables: Mapping[str, str], bindings:
         text = rendered
     assert "${" not in text, f"unrendered interpolation left in {text!r}"
     return text
+
+
+# --- the module's README: input and output tables, as terraform-docs lays them out -------------------------------
+
+README_BEGIN = "<!-- BEGIN_TF_DOCS -->"
+README_END = "<!-- END_TF_DOCS -->"
+
+
+def hcl_value(value: Any) -> str:
+    """A parsed default written back as HCL on one line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(hcl_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        items = [(key, item) for key, item in value.items() if not str(key).startswith("__")]
+        return "{" + ", ".join(f"{key} = {hcl_value(item)}" for key, item in items) + "}" if items else "{}"
+    raise TypeError(f"no HCL for {value!r}")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def readme_tables(module: Module) -> str:
+    """The Inputs and Outputs sections of the module's README, from variables.tf and outputs.tf."""
+    lines = [
+        "## Inputs",
+        "",
+        "| Name | Description | Type | Default | Required |",
+        "|------|-------------|------|---------|:--------:|",
+    ]
+    for name in sorted(module.variables):
+        body = module.variables[name]
+        required = "default" not in body
+        default = "n/a" if required else f"`{_cell(hcl_value(body['default']))}`"
+        lines.append(
+            f"| {name} | {_cell(body['description'])} | `{_cell(unwrap(str(body['type'])))}` | {default} | "
+            f"{'yes' if required else 'no'} |"
+        )
+    lines += ["", "## Outputs", "", "| Name | Description |", "|------|-------------|"]
+    lines += [f"| {name} | {_cell(module.outputs[name]['description'])} |" for name in sorted(module.outputs)]
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_tables(readme: str, module: Module) -> str:
+    """``readme`` with the text between the terraform-docs markers replaced by :func:`readme_tables`."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    assert begin, f"the README has no {README_BEGIN} line"
+    assert end, f"the README has no {README_END} line"
+    return f"{head}{README_BEGIN}\n{readme_tables(module)}{README_END}{tail}"
+
+
+if __name__ == "__main__":  # python -m tests.support.terraform: rewrite terraform/README.md's tables
+    path = MODULE / "README.md"
+    path.write_text(readme_with_tables(path.read_text(encoding="utf-8"), load_module(MODULE)), encoding="utf-8")

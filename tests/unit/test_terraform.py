@@ -35,6 +35,7 @@ from functions.decisions.logentry import (
     log_entry_from_message,
     parse_log_entry,
 )
+from functions.decisions.settings import SETTINGS
 from functions.errors import MalformedEvent
 from tests.support.forgeries import FORGERIES, Forgery
 from tests.support.logfilter import LogFilter, compile_filter
@@ -169,52 +170,143 @@ def _main_entry_points() -> dict[str, str]:
     return found
 
 
+def _pushed_functions(module: Module) -> set[str]:
+    """The functions a Pub/Sub push subscription posts to (its push endpoint is the function's URL)."""
+    pushed = set()
+    for name, subscription in module.resources_of("google_pubsub_subscription").items():
+        for push in subscription.get("push_config", []):
+            endpoint = re.fullmatch(
+                r"\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.uri\}", push["push_endpoint"]
+            )
+            assert endpoint is not None, f"subscription {name} pushes to {push['push_endpoint']}, not a function's URL"
+            pushed.add(endpoint[1])
+    return pushed
+
+
 def test_every_entry_point_exists_in_main_with_the_right_signature_type(module: Module) -> None:
+    """No function has an event trigger: the event function is HTTP-triggered and receives Pub/Sub pushes,
+    which functions-framework hands a CloudEvent entry point as the messagePublished CloudEvent."""
     declared = _main_entry_points()
     assert declared == ENTRY_POINTS
+    pushed = _pushed_functions(module)
+    assert pushed == {"events"}
     seen = {}
     for name, function in functions_of(module).items():
+        assert "event_trigger" not in function, f"function {name} has an event trigger"
         entry_point = first(function["build_config"])["entry_point"]
         assert entry_point in declared, f"function {name}: entry point {entry_point} is not in main.py"
-        expected = "cloud_event" if "event_trigger" in function else "http"
+        expected = "cloud_event" if name in pushed else "http"
         assert declared[entry_point] == expected, f"{entry_point} is a {declared[entry_point]} function"
         seen[entry_point] = name
     assert set(seen) == set(ENTRY_POINTS), "every entry point is deployed"
 
 
-def _env_locals(module: Module, function: dict[str, Any]) -> list[str]:
-    expression = first(function["service_config"])["environment_variables"]
-    names = re.findall(r"local\.(\w+)", expression)
-    assert names, f"environment_variables {expression!r} names no local"
-    assert re.fullmatch(r"\$\{(?:local\.\w+|merge\((?:local\.\w+(?:, )?)+\))\}", expression), expression
-    return names
+_PUSHED_APP = """
+import json, sys
+import functions_framework
+from tests.support.deliveries import delivery, log_entry
+
+# as Cloud Functions starts a function deployed without an event trigger
+app = functions_framework.create_app(target="on_node_event", source="main.py", signature_type="http")
+received = []
 
 
-def _env_keys(value: Any) -> tuple[set[str], set[str]]:
-    """Static keys and templated key prefixes of an environment map (a literal map or a merge expression)."""
-    if isinstance(value, dict):
-        return set(value), set()
-    text = str(value)
-    static = set(re.findall(r"(?:^|[{,(]\s*)([A-Z][A-Z0-9_]*)\s*=(?![=>])", text))
-    templated = set(re.findall(r'"([A-Z][A-Z0-9_]*)\$\{', text))
-    return static, templated
+class Events:
+    def handle_delivery(self, data, *, trigger, delivery_id):
+        received.append({"data": data, "trigger": trigger, "delivery_id": delivery_id})
+
+
+sys.modules["main"].node_events = Events  # functions-framework loaded main.py as the module "main"
+body, headers = delivery("push", log_entry("preempted", instance="gke-a-pool-0123abcd-x1y2"), message_id="4242")
+response = app.test_client().post("/", data=body, headers=headers)
+print(json.dumps({
+    "endpoints": sorted(rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint != "static"),
+    "status": response.status_code,
+    "received": received,
+}))
+"""
+
+
+def test_the_http_triggered_event_function_still_serves_on_node_event_as_a_cloudevent_function() -> None:
+    """Cloud Functions builds a function without an event trigger with the signature type http; the
+    cloud_event decorator of on_node_event wins over it, and a raw Pub/Sub push body reaches the handler as
+    the messagePublished envelope with the message id as the delivery id (functions-framework's conversion)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FUNCTION_SIGNATURE_TYPE")}
+    result = subprocess.run(
+        [sys.executable, "-c", _PUSHED_APP],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["endpoints"] == ["cloudevent", "cloudevent"], "served as a CloudEvent function"
+    assert served["status"] == 200
+    [call] = served["received"]
+    assert call["delivery_id"] == "4242"
+    assert call["trigger"] == "pubsub"
+    message = envelope.unwrap(call["data"])
+    assert message.message_id == "4242"
+    entry = log_entry_from_message(message)
+    assert entry["protoPayload"]["methodName"] == "compute.instances.preempted"
+
+
+def _env_parts(module: Module, expression: Any) -> list[str]:
+    """What an environment expression merges, locals that merge others expanded: "local.X" (a literal map or
+    the drain deadline map) and "var.extra_env"."""
+    text = str(expression)
+    match = re.fullmatch(r"\$\{(?:merge\(([^()]+)\)|(local\.\w+))\}", text)
+    assert match is not None, f"an environment is a local or a merge of locals: {text!r}"
+    parts: list[str] = []
+    for name in (part.strip() for part in (match[1] or match[2]).split(",")):
+        kind, _, key = name.partition(".")
+        if kind == "var":
+            assert name == "var.extra_env", f"{text}: the only variable merged whole is extra_env"
+            parts.append(name)
+            continue
+        assert kind == "local", f"{text}: {name}"
+        assert key.endswith("_env"), f"{text}: {name}"
+        value = module.locals[key]
+        parts += _env_parts(module, value) if isinstance(value, str) and value.startswith("${merge(") else [name]
+    return parts
+
+
+def _function_env(module: Module, function: dict[str, Any]) -> list[str]:
+    return _env_parts(module, first(function["service_config"])["environment_variables"])
+
+
+def _env_maps(module: Module) -> dict[str, dict[str, Any]]:
+    """Every literal environment map the functions merge, by local name."""
+    maps: dict[str, dict[str, Any]] = {}
+    for function in functions_of(module).values():
+        for part in _function_env(module, function):
+            if part.startswith("local.") and isinstance(module.locals[part[6:]], dict):
+                maps[part[6:]] = module.locals[part[6:]]
+    return maps
 
 
 def _config_env_names() -> set[str]:
-    return {row.env for row in config.SETTINGS} | {config.ENV_CLUSTERS}
+    return {row.env for row in SETTINGS} | {config.ENV_CLUSTERS}
 
 
 def test_every_environment_variable_set_is_one_the_config_reads(module: Module) -> None:
     readable = _config_env_names()
-    prefixes = {config.ENV_DEADLINE_PREFIX}
     static_keys: set[str] = set()
     for name, function in functions_of(module).items():
-        for local in _env_locals(module, function):
-            assert local.endswith("_env"), f"function {name} takes its environment from local.{local}"
-            static, templated = _env_keys(module.locals[local])
-            static_keys |= static
-            assert static <= readable, f"local.{local} sets {sorted(static - readable)}, which config.py never reads"
-            assert templated <= prefixes, f"local.{local} sets keys {templated} that config.py does not read"
+        parts = _function_env(module, function)
+        assert parts[0] == "var.extra_env", f"function {name}: extra_env first, so the module's own keys win"
+        for part in parts[1:]:
+            value = module.locals[part.removeprefix("local.")]
+            if isinstance(value, dict):
+                static_keys |= set(value)
+                unread = sorted(set(value) - readable)
+                assert not unread, f"{part} sets {unread}, which the code never reads"
+            else:  # the drain deadlines, one key per event kind given
+                assert part == "local.deadline_env", part
+                assert re.findall(r'"([A-Z][A-Z0-9_]*)\$\{', value) == [config.ENV_DEADLINE_PREFIX], value
     assert config.ENV_CLUSTERS in static_keys
     assert len(static_keys) >= 10, static_keys
 
@@ -388,7 +480,10 @@ def test_runtime_account_holds_only_its_four_grants(module: Module) -> None:
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher"),
     ]
     role = module.resources[("google_project_iam_custom_role", "cluster_reader")]
-    assert role["permissions"] == ["container.clusters.get"]
+    assert role["permissions"] == (
+        '${concat(["container.clusters.get"], contains(local.dns_endpoint_projects, each.value) ? '
+        '["container.clusters.connect"] : [])}'
+    ), "container.clusters.connect only where a cluster is reached on its DNS-based endpoint"
     fence = module.resources[("google_project_iam_custom_role", "instance_reader")]
     assert fence["permissions"] == ["compute.instances.get"]
     assert fence["for_each"] == "${var.compute_fence ? local.cluster_projects : toset([])}"
@@ -407,7 +502,7 @@ def test_every_invoker_binding_is_on_one_function_for_its_own_caller(module: Mod
     assert targets == {
         "events_invoker": (
             "${google_cloudfunctions2_function.events.service_config[0].service}",
-            "${google_service_account.eventarc.member}",
+            "${google_service_account.event_push.member}",
         ),
         "schedule_invoker": (
             "${google_cloudfunctions2_function.schedule.service_config[0].service}",
@@ -423,10 +518,11 @@ def test_functions_are_internal_where_possible_and_retry_events(module: Module) 
     assert first(functions["schedule"]["service_config"])["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     assert first(functions["manual"]["service_config"])["ingress_settings"] == "${var.manual_ingress_settings}"
     assert module.variables["manual_ingress_settings"]["default"] == "ALLOW_INTERNAL_ONLY"
-    trigger = first(functions["events"]["event_trigger"])
-    assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
-    assert trigger["pubsub_topic"] == "${google_pubsub_topic.events.id}"
-    assert trigger["event_type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    push = module.resources[("google_pubsub_subscription", "events")]
+    assert push["topic"] == "${google_pubsub_topic.events.id}"
+    assert first(push["push_config"])["push_endpoint"] == (
+        "${google_cloudfunctions2_function.events.service_config[0].uri}"
+    ), "the run.app URL: what the internal ingress admits from Pub/Sub in the same project"
     for function in functions.values():
         assert first(function["service_config"])["service_account_email"] == "${google_service_account.runtime.email}"
         assert first(function["build_config"])["service_account"] == "${google_service_account.build.id}"
@@ -446,7 +542,7 @@ def test_each_function_is_told_its_own_timeout(module: Module) -> None:
         "manual": ("manual_env", "${tostring(local.manual_timeout_seconds)}"),
     }
     for name, (env_local, value) in expected.items():
-        assert env_local in _env_locals(module, functions_of(module)[name])
+        assert f"local.{env_local}" in _function_env(module, functions_of(module)[name])
         assert module.locals[env_local]["DRAINER_FUNCTION_TIMEOUT_SECONDS"] == value
     assert first(functions_of(module)["schedule"]["service_config"])["timeout_seconds"] == (
         "${var.schedule_timeout_seconds}"
@@ -479,9 +575,16 @@ def _accepted(module: Module, name: str, value: float) -> bool:
     return all(_evaluate(rule["condition"], {f"var.{name}": value}) for rule in module.variables[name]["validation"])
 
 
+def _precondition(resource: dict[str, Any], reading: str) -> dict[str, Any]:
+    """The one precondition of ``resource`` whose condition reads ``reading``."""
+    lifecycle = first(resource["lifecycle"])
+    found = [check for check in lifecycle["precondition"] if reading in check["condition"]]
+    assert len(found) == 1, f"{len(found)} preconditions read {reading}"
+    return found[0]
+
+
 def _dead_letter_check(module: Module) -> dict[str, Any]:
-    lifecycle = first(functions_of(module)["events"]["lifecycle"])
-    return first(lifecycle["precondition"])
+    return _precondition(functions_of(module)["events"], "local.dead_letter_worst_case_seconds")
 
 
 def _plan_refuses(module: Module, **overrides: float) -> tuple[bool, float]:
@@ -540,8 +643,8 @@ def test_the_defaults_dead_letter_an_event_before_it_expires(module: Module) -> 
     assert worst < module.variables["max_event_age_seconds"]["default"]
     # the function ages events by the same maximum Terraform checks against
     assert module.variables["max_event_age_seconds"]["default"] == config.DEFAULT_MAX_EVENT_AGE
-    common_env = re.sub(r"\s+", " ", module.locals["common_env"])  # a merge(...) expression
-    assert "DRAINER_MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)" in common_env, common_env
+    assert module.locals["settings_env"]["DRAINER_MAX_EVENT_AGE_SECONDS"] == "${tostring(var.max_event_age_seconds)}"
+    assert "local.settings_env" in _env_parts(module, module.locals["common_env"])
 
 
 @pytest.mark.parametrize(
@@ -570,26 +673,110 @@ def test_the_plan_refuses_retry_settings_that_let_an_event_expire_first(
         ("dead_letter_max_delivery_attempts", 5, True),
         ("dead_letter_max_delivery_attempts", 7.5, False),
         ("dead_letter_max_delivery_attempts", 101, False),
-        ("event_retry_max_delay_seconds", 5, False),  # below the 10 s minimum the attach command sets
-        ("event_retry_max_delay_seconds", 601, False),  # Pub/Sub's limit
-        ("max_event_age_seconds", 90000, False),  # longer than Eventarc keeps an event
+        ("event_retry_max_delay_seconds", -1, False),
+        ("event_retry_max_delay_seconds", 0, True),  # Pub/Sub's limits: 0 to 600 s
+        ("event_retry_max_delay_seconds", 601, False),
+        ("event_retry_max_delay_seconds", 30.5, False),
+        ("event_retry_min_delay_seconds", 0, True),
+        ("event_retry_min_delay_seconds", 600, True),
+        ("event_retry_min_delay_seconds", 601, False),
+        ("max_event_age_seconds", 90000, False),  # more than a day
     ],
 )
 def test_each_retry_setting_is_validated_on_its_own(module: Module, name: str, value: float, accepted: bool) -> None:
     assert _accepted(module, name, value) is accepted
 
 
-def test_the_attach_command_sets_what_the_arithmetic_assumes(module: Module) -> None:
-    command = module.outputs["attach_dead_letter_command"]["value"]
-    update = next(line for line in command.splitlines() if "subscriptions update" in line)
-    assert "--max-delivery-attempts=${var.dead_letter_max_delivery_attempts}" in update
-    assert "--max-retry-delay=${var.event_retry_max_delay_seconds}s" in update
-    minimum = re.search(r"--min-retry-delay=(\d+)s", update)
-    assert minimum is not None, update
-    assert not _accepted(module, "event_retry_max_delay_seconds", int(minimum[1]) - 1), "max below min"
-    assert "--dead-letter-topic=${google_pubsub_topic.dead_letter.id}" in update
-    # the trigger itself can only say RETRY: the backoff lives on the subscription
-    assert first(functions_of(module)["events"]["event_trigger"])["retry_policy"] == "RETRY_POLICY_RETRY"
+def _push_subscription(module: Module) -> dict[str, Any]:
+    return module.resources[("google_pubsub_subscription", "events")]
+
+
+def test_the_push_subscription_sets_what_the_arithmetic_assumes(module: Module) -> None:
+    """Delivery and dead-lettering are the push subscription's own policies, from the variables the
+    arithmetic reads: nothing is left to set by hand."""
+    push = _push_subscription(module)
+    policy = first(push["dead_letter_policy"])
+    assert policy == {
+        "dead_letter_topic": "${google_pubsub_topic.dead_letter.id}",
+        "max_delivery_attempts": "${var.dead_letter_max_delivery_attempts}",
+        "__is_block__": True,
+    }
+    retry = first(push["retry_policy"])
+    assert retry == {
+        "minimum_backoff": "${var.event_retry_min_delay_seconds}s",
+        "maximum_backoff": "${var.event_retry_max_delay_seconds}s",
+        "__is_block__": True,
+    }
+    # Pub/Sub waits for a push's answer as long as the ack deadline: the function's timeout, the arithmetic's
+    # longest attempt (Pub/Sub allows at most 600 s)
+    assert push["ack_deadline_seconds"] == "${local.event_timeout_seconds}"
+    assert _timeout(module, "events") <= 600
+    assert first(push["expiration_policy"])["ttl"] == "", "the subscription never expires"
+    retention = re.fullmatch(r"(\d+)s", push["message_retention_duration"])
+    assert retention is not None
+    assert int(retention[1]) > 86400, "an undelivered event is kept longer than the longest max_event_age_seconds"
+    assert "attach_dead_letter_command" not in module.outputs
+    # the backoff's bounds are ordered, checked at plan
+    check = _precondition(push, "var.event_retry_min_delay_seconds")
+    for low, high, accepted in ((10, 300, True), (300, 300, True), (0, 0, True), (301, 300, False)):
+        values = {"var.event_retry_min_delay_seconds": low, "var.event_retry_max_delay_seconds": high}
+        assert _evaluate(check["condition"], values) is accepted, (low, high)
+
+
+def test_the_push_carries_an_oidc_token_of_the_only_account_that_may_invoke_the_event_function(module: Module) -> None:
+    push = first(_push_subscription(module)["push_config"])
+    token = first(push["oidc_token"])
+    assert token["service_account_email"] == "${google_service_account.event_push.email}"
+    assert (
+        token["audience"]
+        == push["push_endpoint"]
+        == ("${google_cloudfunctions2_function.events.service_config[0].uri}")
+    )
+    invokers = [
+        binding
+        for binding in module.resources_of("google_cloud_run_service_iam_member").values()
+        if binding["service"] == "${google_cloudfunctions2_function.events.service_config[0].service}"
+    ]
+    assert [(b["role"], b["member"]) for b in invokers] == [
+        ("roles/run.invoker", "${google_service_account.event_push.member}")
+    ]
+    others = [
+        (kind, name)
+        for (kind, name), body in module.resources.items()
+        if kind.endswith("_iam_member") and body.get("member") == "${google_service_account.event_push.member}"
+    ]
+    assert others == [("google_cloud_run_service_iam_member", "events_invoker")], "the push account holds nothing else"
+    assert functions_of(module)["events"]["service_config"][0]["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_pubsubs_service_agent_may_sign_the_push_tokens_and_dead_letter(module: Module) -> None:
+    agent = module.locals["pubsub_service_agent"]
+    assert agent == "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    grants = {
+        (kind, body["role"], body.get("topic") or body.get("subscription") or body.get("service_account_id"))
+        for (kind, _), body in module.resources.items()
+        if kind.endswith("_iam_member") and body.get("member") == "${local.pubsub_service_agent}"
+    }
+    assert grants == {
+        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher", "${google_pubsub_topic.dead_letter.name}"),
+        (
+            "google_pubsub_subscription_iam_member",
+            "roles/pubsub.subscriber",
+            "${google_pubsub_subscription.events.name}",
+        ),
+        (
+            "google_service_account_iam_member",
+            "roles/iam.serviceAccountTokenCreator",
+            "${google_service_account.event_push.name}",
+        ),
+    }
+    assert "gcp-sa-pubsub" not in json.dumps({k: v for k, v in module.locals.items() if k != "pubsub_service_agent"})
+    # the first push finds the function invocable and the token mintable, the first dead letter its topic open
+    assert set(_push_subscription(module)["depends_on"]) == {
+        "${google_cloud_run_service_iam_member.events_invoker}",
+        "${google_service_account_iam_member.pubsub_token_creator}",
+        "${google_pubsub_topic_iam_member.dead_letter_publisher}",
+    }
 
 
 def test_sink_has_its_own_writer_identity_and_publishes_to_the_event_topic(module: Module) -> None:

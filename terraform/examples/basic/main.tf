@@ -10,11 +10,15 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0, < 8.0"
+      version = ">= 7.21, < 8.0"
     }
     archive = {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.5, < 4.0"
     }
     kubernetes = {
       source  = "hashicorp/kubernetes"
@@ -36,8 +40,13 @@ data "google_container_cluster" "primary" {
   name     = var.cluster.name
 }
 
-# The identity running terraform needs RBAC rights to create ClusterRoles in this cluster.
+# The cluster the RBAC manifest goes to, named explicitly: the module takes it as kubernetes.rbac and
+# never falls back to a default kubeconfig context. The identity running terraform needs RBAC rights to
+# create ClusterRoles there. For a private cluster, use its DNS-based endpoint instead (reachable from
+# wherever Google APIs are; publicly trusted, so no CA):
+#   host = "https://${data.google_container_cluster.primary.control_plane_endpoints_config[0].dns_endpoint_config[0].endpoint}"
 provider "kubernetes" {
+  alias                  = "primary"
   host                   = "https://${data.google_container_cluster.primary.endpoint}"
   token                  = data.google_client_config.current.access_token
   cluster_ca_certificate = base64decode(data.google_container_cluster.primary.master_auth[0].cluster_ca_certificate)
@@ -45,6 +54,10 @@ provider "kubernetes" {
 
 module "drainer" {
   source = "../.."
+
+  providers = {
+    kubernetes.rbac = kubernetes.primary
+  }
 
   project_id = var.project_id
   region     = var.region

@@ -13,12 +13,17 @@ output "manual_url" {
   value       = module.drainer.manual_url
 }
 
-output "attach_dead_letter_command" {
-  description = "Run once after apply to attach the dead-letter topic to Eventarc's subscription."
-  value       = module.drainer.attach_dead_letter_command
+output "event_subscription" {
+  description = "The push subscription that delivers log events to the event function (retry and dead-letter policies)."
+  value       = module.drainer.event_subscription
 }
 
 output "dead_letter_subscription" {
   description = "Dead-lettered events, to inspect and replay after a fix (README: Operate)."
   value       = module.drainer.dead_letter_subscription
+}
+
+output "dashboard_url" {
+  description = "The drainer's dashboard in the Google Cloud console."
+  value       = module.drainer.dashboard_url
 }
