@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from tests.support.terraform import (
     MODULE,
     MODULE_DIRS,
     RBAC_MODULE,
+    README_BEGIN,
     ROOT,
     TERRAFORM,
     Module,
@@ -51,6 +53,7 @@ from tests.support.terraform import (
     load_module,
     module_arguments,
     parse_file,
+    readme_with_tables,
     references,
     render,
     strings,
@@ -578,7 +581,7 @@ def _accepted(module: Module, name: str, value: float) -> bool:
 def _precondition(resource: dict[str, Any], reading: str) -> dict[str, Any]:
     """The one precondition of ``resource`` whose condition reads ``reading``."""
     lifecycle = first(resource["lifecycle"])
-    found = [check for check in lifecycle["precondition"] if reading in check["condition"]]
+    found: list[dict[str, Any]] = [check for check in lifecycle["precondition"] if reading in check["condition"]]
     assert len(found) == 1, f"{len(found)} preconditions read {reading}"
     return found[0]
 
@@ -777,6 +780,378 @@ def test_pubsubs_service_agent_may_sign_the_push_tokens_and_dead_letter(module: 
         "${google_service_account_iam_member.pubsub_token_creator}",
         "${google_pubsub_topic_iam_member.dead_letter_publisher}",
     }
+
+
+# --- every setting of the functions from the module ------------------------------------------------------------
+
+# Settings the module sets from what it creates or from a function's own parameters rather than from a variable
+# of their own, and why.
+DERIVED_SETTINGS = {
+    "DRAINER_FUNCTION_TIMEOUT_SECONDS": "each function's own timeout",
+    "DRAINER_HTTP_AUDIENCE": "each HTTP function's own URL",
+    "DRAINER_OUTCOME_TOPIC": "the outcome topic the module creates (outcome_topic_name names it)",
+    "DRAINER_AUDIT_LOG_NAME": "the log the module's metrics and alerts read (NAME-audit)",
+}
+
+
+def _inputs(module: Module, text: str, seen: frozenset[str] = frozenset()) -> tuple[set[str], set[str]]:
+    """The variables and the resources (or data sources) an expression is built from, through locals."""
+    variables: set[str] = set()
+    resources: set[str] = set()
+    for kind, name in references(text):
+        if kind == "var":
+            variables.add(name)
+        elif kind == "local" and name not in seen:
+            for inner in strings(module.locals[name]):
+                more_variables, more_resources = _inputs(module, inner, seen | {name})
+                variables |= more_variables
+                resources |= more_resources
+        elif kind in ("resource", "data"):
+            resources.add(name)
+    return variables, resources
+
+
+def _settings_set(module: Module) -> dict[str, list[str]]:
+    """The expressions the module sets each setting to, over all functions."""
+    found: dict[str, list[str]] = {}
+    for values in _env_maps(module).values():
+        for env, expression in values.items():
+            found.setdefault(env, []).append(str(expression))
+    return found
+
+
+def test_every_setting_of_the_functions_can_be_set_from_the_module(module: Module) -> None:
+    """Each row of the code's settings table is set from a typed variable, derived by the module from what it
+    creates, or left to extra_env, and never two of these."""
+    readable = _config_env_names()
+    set_by_module = _settings_set(module)
+    extra = module.locals["extra_env_settings"]
+    assert extra == sorted(set(extra)), "extra_env_settings is a sorted list without repeats"
+    assert set(extra) <= readable, (
+        f"extra_env_settings names {sorted(set(extra) - readable)}, which the code never reads"
+    )
+    assert not set(extra) & set(set_by_module), "extra_env may not set what the module sets"
+    assert set(DERIVED_SETTINGS) <= set(set_by_module)
+    deadlines = {row.env for row in SETTINGS if row.env.startswith(config.ENV_DEADLINE_PREFIX)}
+    assert deadlines, "the deadlines are settings of their own"
+    assert _inputs(module, module.locals["deadline_env"]) == ({"drain_deadlines"}, set())
+    unreachable = []
+    for env in sorted(readable):
+        if env in extra or env in deadlines or env in DERIVED_SETTINGS:
+            continue
+        if env not in set_by_module:
+            unreachable.append(env)
+            continue
+        typed = [_inputs(module, expression) for expression in set_by_module[env]]
+        assert any(variables and not resources for variables, resources in typed), (
+            f"{env} is set only from {set_by_module[env]}: from no variable of its own"
+        )
+    assert not unreachable, f"no typed variable and not extra_env: {unreachable}"
+
+
+def _typed(module: Module) -> dict[str, str]:
+    """Settings set as one variable's value (tostring(var.X)): setting -> variable."""
+    found = {}
+    for env, expressions in _settings_set(module).items():
+        for expression in expressions:
+            match = re.fullmatch(r"\$\{tostring\(var\.(\w+)\)\}", expression)
+            if match:
+                found[env] = match[1]
+    return found
+
+
+def test_typed_settings_default_as_the_code_does_and_never_accept_what_the_code_refuses(module: Module) -> None:
+    rows = {row.env: row for row in SETTINGS}
+    typed = _typed(module)
+    assert {
+        "DRAINER_EVICTION_CONCURRENCY",
+        "DRAINER_API_TIMEOUT_SECONDS",
+        "DRAINER_FENCE_STORM_SHARE",
+        "DRAINER_FENCE_STORM_WINDOW_SECONDS",
+        "DRAINER_CLEANUP_CRONJOB_JOBS",
+        "DRAINER_CLEANUP_OTHER_PODS",
+        "DRAINER_CLEANUP_CONCURRENCY",
+        "DRAINER_CLEANUP_PAGE_SIZE",
+        "DRAINER_RECOVERY_DEADLINE_SECONDS",
+    } <= set(typed)
+    for env, name in sorted(typed.items()):
+        if env in DERIVED_SETTINGS:
+            continue
+        row, variable = rows[env], module.variables[name]
+        default = row.default.total_seconds() if isinstance(row.default, timedelta) else row.default
+        assert variable["default"] == default, f"var.{name} defaults to {variable['default']}, the code to {default}"
+        if isinstance(default, bool):
+            assert variable["type"] == "bool", name
+            continue
+        assert variable["type"] == "number", name
+        assert _accepted(module, name, variable["default"])
+        step = 1 if row.read.__name__ == "_integer" else 1e-6
+        for outside in (row.low - step, row.high + step):
+            assert not _accepted(module, name, outside), f"var.{name} accepts {outside}, which {env} refuses"
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "refused"),
+    [
+        ({}, []),
+        ({"DRAINER_OUTCOME_TYPE_PREFIX": "com.acme.drainer"}, []),
+        ({"DRAINER_CONTAINER_API_ENDPOINT": "https://container.googleapis.com"}, []),
+        ({"DRAINER_DRY_RUN": "true"}, ["DRAINER_DRY_RUN"]),  # a typed variable sets it
+        ({"DRAINER_FUNCTION_TIMEOUT_SECONDS": "60"}, ["DRAINER_FUNCTION_TIMEOUT_SECONDS"]),  # the module derives it
+        ({"DRAINER_DEADLINE_PREEMPTED": "30"}, ["DRAINER_DEADLINE_PREEMPTED"]),  # drain_deadlines sets it
+        ({"DRAINER_EVICTON_CONCURRENCY": "8"}, ["DRAINER_EVICTON_CONCURRENCY"]),  # the code reads no such name
+        ({"DRAINER_LOGGING_API_ENDPOINT": "x", "DRAINER_CLUSTERS": "[]"}, ["DRAINER_CLUSTERS"]),
+    ],
+    ids=str,
+)
+def test_extra_env_takes_only_the_settings_the_module_leaves_alone(
+    module: Module, extra_env: dict[str, str], refused: list[str]
+) -> None:
+    values: dict[str, Any] = {
+        "var.extra_env": extra_env,
+        "local.extra_env_settings": module.locals["extra_env_settings"],
+    }
+    values["local.extra_env_keys"] = _evaluate(module.locals["extra_env_keys"], values)
+    values["local.extra_env_refused"] = _evaluate(module.locals["extra_env_refused"], values)
+    assert values["local.extra_env_refused"] == refused
+    check = _precondition(functions_of(module)["events"], "local.extra_env_refused")
+    assert _evaluate(check["condition"], values) is (not refused)
+    assert '${join(", ", local.extra_env_refused)}' in check["error_message"]
+
+
+def test_every_key_the_module_sets_is_refused_in_extra_env(module: Module) -> None:
+    allowed = set(module.locals["extra_env_settings"])
+    assert not allowed & set(_settings_set(module))
+    assert not {name for name in allowed if name.startswith(config.ENV_DEADLINE_PREFIX)}
+    validation = first(module.variables["extra_env"]["validation"])
+    assert "^DRAINER_[A-Z0-9_]+$" in validation["condition"]
+
+
+# --- private clusters -------------------------------------------------------------------------------------------
+
+DNS_ENDPOINT = "gke-0123456789abcdef0123456789abcdef-123456789012.europe-west4.gke.goog"
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def _clusters_setting_as_terraform_renders_it(module: Module, clusters: list[dict[str, Any]]) -> str:
+    """DRAINER_CLUSTERS for ``clusters`` as local.clusters and local.clusters_setting compute it (the test below
+    holds the HCL to these steps)."""
+    rendered = []
+    for c in clusters:
+        endpoint = c.get("endpoint")
+        url = None if endpoint is None else (endpoint if endpoint.startswith("https://") else f"https://{endpoint}")
+        dns = endpoint is not None and re.search(r"[.]gke[.]goog(:[0-9]+)?$", endpoint) is not None
+        ca = c.get("ca_certificate")
+        entry = {
+            "name": c["name"],
+            "project": c["project"],
+            "location": c["location"],
+            "endpoint": url,
+            "ca_data": ca,
+            "ca_file": module.locals["system_ca_bundle"] if dns and ca is None else None,
+        }
+        rendered.append({key: value for key, value in entry.items() if value is not None})
+    return json.dumps(rendered)
+
+
+def test_the_clusters_setting_is_built_as_the_mirror_says(module: Module) -> None:
+    clusters = module.locals["clusters"]
+    assert 'endpoint_url = c.endpoint == null ? null : (startswith(c.endpoint, "https://") ? c.endpoint : ' in clusters
+    assert 'endpoint_dns = c.endpoint == null ? false : can(regex("[.]gke[.]goog(:[0-9]+)?$", c.endpoint))' in clusters
+    setting = module.locals["clusters_setting"]
+    keys = re.findall(r"(\w+) = c\.", setting)
+    assert keys == ["name", "project", "location", "endpoint", "ca_data", "ca_file"]
+    assert "ca_file = c.endpoint_dns && c.ca_certificate == null ? local.system_ca_bundle : null" in setting
+    assert ": key => value if value != null" in setting, "unset keys are left out, not sent as null"
+    assert module.locals["settings_env"]["DRAINER_CLUSTERS"] == "${local.clusters_setting}"
+    attributes = re.findall(r"(\w+) = ", unwrap(module.variables["clusters"]["type"]))
+    assert attributes == ["project", "location", "name", "endpoint", "ca_certificate"]
+
+
+@pytest.mark.parametrize(
+    ("cluster", "endpoint", "ca"),
+    [
+        ({}, None, None),  # the public endpoint and its CA from the Container API
+        ({"endpoint": "10.0.0.2", "ca_certificate": "LS0tLS1CRUdJTg=="}, "https://10.0.0.2", "LS0tLS1CRUdJTg=="),
+        ({"endpoint": "https://10.0.0.2:443", "ca_certificate": CA_PEM}, "https://10.0.0.2:443", CA_PEM),
+        ({"endpoint": DNS_ENDPOINT}, f"https://{DNS_ENDPOINT}", None),
+    ],
+    ids=["container-api", "private-ip", "private-ip-url", "dns"],
+)
+def test_the_functions_read_each_kind_of_cluster_endpoint_the_module_writes(
+    module: Module, cluster: dict[str, Any], endpoint: str | None, ca: str | None
+) -> None:
+    entry = {"project": "acme-prod", "location": "europe-west4", "name": "payments", **cluster}
+    loaded = config.load({config.ENV_CLUSTERS: _clusters_setting_as_terraform_renders_it(module, [entry])})
+    [read] = loaded.clusters
+    assert (read.name, read.project, read.location) == ("payments", "acme-prod", "europe-west4")
+    assert read.endpoint == endpoint
+    assert read.ca_data == ca
+    if endpoint is not None and ca is None:  # the DNS-based endpoint: publicly trusted, the system's roots
+        assert read.ca_file == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_a_private_ip_needs_a_path_into_the_vpc_and_the_two_kinds_exclude_each_other(module: Module) -> None:
+    events = functions_of(module)["events"]
+    exclusive = _precondition(events, "var.vpc_connector == null")
+    assert exclusive["condition"] == "${var.vpc_access == null || var.vpc_connector == null}"
+    needs = _precondition(events, "local.private_ip_endpoint_clusters")
+    assert needs["condition"] == (
+        "${length(local.private_ip_endpoint_clusters) == 0 || var.vpc_access != null || var.vpc_connector != null}"
+    )
+    assert module.locals["private_ip_endpoint_clusters"] == (
+        "${[for c in local.clusters : c.name if c.endpoint != null && !c.endpoint_dns]}"
+    )
+    assert module.locals["dns_endpoint_projects"] == "${toset([for c in local.clusters : c.project if c.endpoint_dns])}"
+    conditions = " ".join(v["condition"] for v in module.variables["clusters"]["validation"])
+    assert "c.ca_certificate != null" in conditions, "a private IP needs its CA"
+
+
+def test_every_function_takes_the_same_vpc_egress(module: Module) -> None:
+    assert (
+        module.locals["direct_vpc_egress"] == '${var.vpc_access == null ? null : "VPC_EGRESS_${var.vpc_access.egress}"}'
+    )
+    for name, function in functions_of(module).items():
+        service = first(function["service_config"])
+        assert service["vpc_connector"] == "${try(var.vpc_connector.name, null)}", name
+        assert service["vpc_connector_egress_settings"] == "${try(var.vpc_connector.egress, null)}", name
+        assert service["direct_vpc_egress"] == "${local.direct_vpc_egress}", name
+        [interface] = [block["direct_vpc_network_interface"] for block in service["dynamic"]]
+        assert interface["for_each"] == "${var.vpc_access == null ? [] : [var.vpc_access]}", name
+        assert first(interface["content"]) == {
+            "network": "${direct_vpc_network_interface.value.network}",
+            "subnetwork": "${direct_vpc_network_interface.value.subnetwork}",
+            "tags": "${direct_vpc_network_interface.value.network_tags}",
+            "__is_block__": True,
+        }
+    for variable in ("vpc_access", "vpc_connector"):
+        conditions = " ".join(v["condition"] for v in module.variables[variable]["validation"])
+        assert '["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"]' in conditions, variable
+        assert module.variables[variable]["default"] is None
+    google = module.files["versions.tf"]["terraform"][0]["required_providers"][0]["google"]
+    assert google["version"].startswith(">= 7.21"), "Direct VPC egress of google_cloudfunctions2_function"
+
+
+# --- KMS, custom roles, RBAC ------------------------------------------------------------------------------------
+
+
+def test_a_kms_key_is_granted_to_the_service_agents_before_anything_uses_it(module: Module) -> None:
+    grants = module.resources[("google_kms_crypto_key_iam_member", "service_agents")]
+    assert grants["crypto_key_id"] == "${var.kms_key_name}"
+    assert grants["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    assert grants["member"] == "${each.value}"
+    assert grants["for_each"] == (
+        "${var.kms_key_name == null ? {} : {pubsub = local.pubsub_service_agent, storage = "
+        '"serviceAccount:${data.google_storage_project_service_account.this[0].email_address}"}}'
+    )
+    storage_agent = module.data[("google_storage_project_service_account", "this")]
+    assert storage_agent["count"] == "${var.kms_key_name == null ? 0 : 1}"
+    users = {
+        (kind, name)
+        for (kind, name), body in module.resources.items()
+        if kind != "google_kms_crypto_key_iam_member" and "var.kms_key_name" in json.dumps(body)
+    }
+    assert users == {
+        ("google_pubsub_topic", "events"),
+        ("google_pubsub_topic", "dead_letter"),
+        ("google_pubsub_topic", "outcomes"),
+        ("google_storage_bucket", "source"),
+    }
+    expected_agent = {"google_pubsub_topic": "pubsub", "google_storage_bucket": "storage"}
+    for kind, name in users:
+        assert "${google_kms_crypto_key_iam_member.service_agents}" in module.resources[(kind, name)]["depends_on"]
+        assert expected_agent[kind] in grants["for_each"]
+
+
+def test_custom_role_ids_carry_a_suffix(module: Module) -> None:
+    roles = module.resources_of("google_project_iam_custom_role")
+    assert set(roles) == {"cluster_reader", "instance_reader"}
+    for name, role in roles.items():
+        assert role["role_id"].startswith("${local.role_id_prefix}_"), name
+        assert role["role_id"].endswith("_${local.role_id_suffix}"), name
+        assert first(role["lifecycle"])["create_before_destroy"] is True, name
+    assert module.locals["role_id_suffix"] == (
+        "${var.role_id_suffix != null ? var.role_id_suffix : random_id.role_suffix[0].hex}"
+    )
+    suffix = module.resources[("random_id", "role_suffix")]
+    assert suffix["count"] == "${var.role_id_suffix == null ? 1 : 0}"
+    assert "keepers" not in suffix, "drawn once per state: a new one only after a destroy"
+    # NAME (at most 20) + _instance_get_ + a suffix of at most 16 fits IAM's 64 characters
+    assert 20 + len("_instance_get_") + 16 <= 64
+    assert suffix["byte_length"] * 2 <= 16
+
+
+def test_rbac_is_applied_through_an_explicit_provider_configuration(modules: dict[Path, Module]) -> None:
+    root = modules[MODULE]
+    kubernetes = root.files["versions.tf"]["terraform"][0]["required_providers"][0]["kubernetes"]
+    assert kubernetes["configuration_aliases"] == ["${kubernetes.rbac}"]
+    assert root.modules["rbac"]["providers"] == {"kubernetes": "${kubernetes.rbac}"}
+    assert not [block for parsed in root.files.values() for block in parsed.get("provider", [])], "no provider blocks"
+    example = modules[EXAMPLE]
+    assert example.modules["drainer"]["providers"] == {"${kubernetes.rbac}": "${kubernetes.primary}"}
+    kubernetes_providers = [
+        body
+        for parsed in example.files.values()
+        for block in parsed.get("provider", [])
+        for kind, body in block.items()
+        if kind == "kubernetes"
+    ]
+    assert kubernetes_providers, "the example configures the cluster it passes"
+    assert all(body.get("alias") for body in kubernetes_providers), (
+        "no default kubernetes configuration to fall back on"
+    )
+    readme = (MODULE / "README.md").read_text(encoding="utf-8")
+    assert "kubernetes.rbac = kubernetes." in readme
+
+
+# --- outputs and the module's README ----------------------------------------------------------------------------
+
+
+def test_outputs_name_every_function_account_topic_subscription_and_the_dashboard(module: Module) -> None:
+    values = " ".join(str(output["value"]) for output in module.outputs.values())
+    for name in functions_of(module):
+        assert f"google_cloudfunctions2_function.{name}.name" in values, f"function {name}: no name output"
+    urls = {
+        "events": "google_cloudfunctions2_function.events.service_config[0].uri",
+        "schedule": "local.schedule_url",
+        "manual": "local.manual_url",
+    }
+    assert set(urls) == set(functions_of(module))
+    for name, url in urls.items():
+        assert any(str(output["value"]) == "${" + url + "}" for output in module.outputs.values()), name
+    for name in module.resources_of("google_service_account"):
+        assert f"google_service_account.{name}.email" in values, f"service account {name}"
+    for name in module.resources_of("google_pubsub_topic"):
+        assert f"google_pubsub_topic.{name}.id" in values, f"topic {name}"
+    for name in module.resources_of("google_pubsub_subscription"):
+        assert f"google_pubsub_subscription.{name}.id" in values, f"subscription {name}"
+    for name in module.resources_of("google_monitoring_dashboard"):
+        assert f"google_monitoring_dashboard.{name}.id" in values, f"dashboard {name}"
+    for name, output in module.outputs.items():
+        assert output.get("description"), f"output {name} has no description"
+
+
+def test_the_module_readme_tables_are_variables_tf_and_outputs_tf(module: Module) -> None:
+    readme = (MODULE / "README.md").read_text(encoding="utf-8")
+    assert readme == readme_with_tables(readme, module), (
+        "terraform/README.md's tables differ from variables.tf and outputs.tf: "
+        "run `.venv/bin/python -m tests.support.terraform`"
+    )
+    section = readme[readme.index(README_BEGIN) :]
+    names = re.findall(r"^\| ([a-z_0-9]+) \|", section, flags=re.MULTILINE)
+    assert names == sorted(module.variables) + sorted(module.outputs)
+
+
+def test_the_module_readme_documents_no_removed_interface(module: Module) -> None:
+    readme = (MODULE / "README.md").read_text(encoding="utf-8")
+    for gone in ("attach_dead_letter_command", "Eventarc trigger", "gcloud pubsub subscriptions update"):
+        assert gone not in readme
+    # every snake_case name the prose quotes is an input or output, or one of these
+    others = {"ca_certificate", "retry_policy", "dead_letter_policy", "on_node_event"}
+    mentioned = set(re.findall(r"`([a-z]+_[a-z0-9_]+)`", readme[: readme.index(README_BEGIN)]))
+    unknown = mentioned - set(module.variables) - set(module.outputs) - others
+    assert not unknown, f"the README names {sorted(unknown)}, which the module does not have"
+    assert {"event_retry_min_delay_seconds", "vpc_access", "vpc_connector", "kms_key_name", "extra_env"} <= mentioned
 
 
 def test_sink_has_its_own_writer_identity_and_publishes_to_the_event_topic(module: Module) -> None:
