@@ -925,6 +925,8 @@ def test_every_key_the_module_sets_is_refused_in_extra_env(module: Module) -> No
     assert not {name for name in allowed if name.startswith(config.ENV_DEADLINE_PREFIX)}
     validation = first(module.variables["extra_env"]["validation"])
     assert "^DRAINER_[A-Z0-9_]+$" in validation["condition"]
+    described = re.findall(r"DRAINER_[A-Z0-9_]+", module.variables["extra_env"]["description"])
+    assert described == module.locals["extra_env_settings"], "extra_env's description lists what it takes"
 
 
 # --- private clusters -------------------------------------------------------------------------------------------
