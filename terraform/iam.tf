@@ -109,8 +109,8 @@ resource "google_pubsub_topic_iam_member" "runtime_outcome_publisher" {
   member  = google_service_account.runtime.member
 }
 
-# Pub/Sub's service agent mints the push subscription's OIDC tokens as the push account (needed in
-# projects created before 8 April 2021, harmless in the others).
+# Pub/Sub's service agent mints the push subscription's OIDC tokens as the push account (older projects
+# need this grant; it is scoped to that one account).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
   service_account_id = google_service_account.event_push.name
   role               = "roles/iam.serviceAccountTokenCreator"
