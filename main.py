@@ -63,10 +63,21 @@ def api() -> Api:
         return _api
 
 
+def _with_delivery_attempt(data: object) -> object:
+    """A raw Pub/Sub push body carries ``deliveryAttempt`` (with a dead-letter policy), which
+    functions-framework's conversion to a CloudEvent leaves out: put it back from the request."""
+    if not isinstance(data, dict) or "deliveryAttempt" in data or not flask.has_request_context():
+        return data
+    raw = flask.request.get_json(silent=True)
+    attempt = raw.get("deliveryAttempt") if isinstance(raw, dict) else None
+    return {**data, "deliveryAttempt": attempt} if attempt is not None else data
+
+
 @functions_framework.cloud_event
 def on_node_event(cloud_event: CloudEvent) -> None:
     try:
-        node_events().handle_delivery(cloud_event.data, trigger="pubsub", delivery_id=cloud_event.get("id"))
+        data = _with_delivery_attempt(cloud_event.data)
+        node_events().handle_delivery(data, trigger="pubsub", delivery_id=cloud_event.get("id"))
     except PermanentError:
         return  # bad input or nothing to do: audited, acknowledged, never retried
 

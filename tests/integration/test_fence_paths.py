@@ -358,3 +358,19 @@ def test_an_event_that_aged_out_after_failed_deliveries_is_expired_not_stale(
     stale = drainer.wait_audit(action="event.stale", delivery_id=replayed)
     assert stale["severity"] == "INFO"
     assert not cluster.read_node(node.name).spec.unschedulable
+
+
+def test_a_raw_push_delivery_keeps_its_delivery_attempt(drainer: FunctionServer, cluster: TestCluster) -> None:
+    """Pub/Sub push (the deployed delivery) sends deliveryAttempt beside the message; it reaches the verdict."""
+    node = cluster.add_node()
+    old = datetime.now(UTC) - timedelta(hours=3)
+    entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id, when=old)
+    body, headers = delivery("push", entry)
+    envelope = json.loads(body)
+    envelope["deliveryAttempt"] = 5
+    envelope["message"]["messageId"] = mid = f"push-{node.name}"
+    envelope["message"]["publishTime"] = (old + timedelta(seconds=4)).isoformat().replace("+00:00", "Z")
+    response = drainer.post(json.dumps(envelope), headers)
+    assert response.status_code == 200, response.text
+    expired = drainer.wait_audit(action="event.expired", delivery_id=mid)
+    assert expired["delivery_attempt"] == 5
