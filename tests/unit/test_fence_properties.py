@@ -91,7 +91,8 @@ class FenceMachine(RuleBasedStateMachine):
         super().__init__()
         self.world = World()
         self.forces: list[Force] = []
-        self.sent: list[tuple[str, EventKind, datetime]] = []  # (event id, kind, event time) seen so far
+        # (event id, kind, event time, the event's instance id) of every event sent so far
+        self.sent: list[tuple[str, EventKind, datetime, str | None]] = []
         self.acted_after_flap: list[str] = []
         self.stale_redeliveries: list[str] = []
 
@@ -217,17 +218,19 @@ class FenceMachine(RuleBasedStateMachine):
         age=st.sampled_from([0, 5, 60, 3600, 7300, 86400 * 365 * 3]),
         compute=st.booleans(),
         attempt=st.sampled_from([None, 1, 2]),
+        with_id=st.booleans(),  # an entry may lack resource.labels.instance_id
     )
-    def event_arrives(self, kind: EventKind, age: int, compute: bool, attempt: int | None) -> None:
+    def event_arrives(self, kind: EventKind, age: int, compute: bool, attempt: int | None, with_id: bool) -> None:
         event_time = self.world.now - timedelta(seconds=age)
         event_id = f"ev-{len(self.sent)}"
-        self.sent.append((event_id, kind, event_time))
-        self._deliver(event_id, kind, event_time, compute=compute, attempt=attempt, instance=self.world.instance_id)
+        instance = self.world.instance_id if with_id else None
+        self.sent.append((event_id, kind, event_time, instance))
+        self._deliver(event_id, kind, event_time, compute=compute, attempt=attempt, instance=instance)
 
     @precondition(lambda self: bool(self.sent))
     @rule(index=st.integers(min_value=0), compute=st.booleans())
     def event_redelivered(self, index: int, compute: bool) -> None:
-        event_id, kind, event_time = self.sent[index % len(self.sent)]
+        event_id, kind, event_time, instance = self.sent[index % len(self.sent)]  # the same entry again
         node = self.world.node
         ours_same_boot = (
             policy.cordoned_by_us(node)
@@ -236,8 +239,9 @@ class FenceMachine(RuleBasedStateMachine):
             and (node.created_at is None or node.created_at <= event_time)
             and self.world.now - event_time <= MAX_AGE
             and self.world.vm_last_start <= event_time
+            and not policy.stale_instance(node, instance)
         )
-        acted = self._deliver(event_id, kind, event_time, compute=compute, attempt=2, instance=None)
+        acted = self._deliver(event_id, kind, event_time, compute=compute, attempt=2, instance=instance)
         if ours_same_boot and not acted:
             self.stale_redeliveries.append(event_id)
 
@@ -264,7 +268,7 @@ class FenceMachine(RuleBasedStateMachine):
             kind=kind,
             event_id=event_id,
             event_time=event_time,
-            instance_id=instance or self.world.node.annotations.get(policy.CORDON_INSTANCE_ID),
+            instance_id=instance,
             deadlines=DEFAULT_DEADLINES,
             force_cleanup=True,
         )
@@ -390,7 +394,7 @@ def test_an_unforced_drain_of_a_partitioned_node_is_never_forced_by_recovery() -
 
 def test_a_graceful_delete_then_ready_unknown_with_the_vm_running_is_never_forced() -> None:
     machine = FenceMachine()
-    machine.event_arrives(kind=EventKind.DELETE, age=0, compute=True, attempt=None)
+    machine.event_arrives(kind=EventKind.DELETE, age=0, compute=True, attempt=None, with_id=True)
     machine.network(partitioned=True)
     machine.time_passes(seconds=120)
     machine.recovery_runs(compute=True)
@@ -401,7 +405,7 @@ def test_a_graceful_delete_then_ready_unknown_with_the_vm_running_is_never_force
 
 def test_compute_engine_running_vetoes_the_node_rule_after_a_preemption() -> None:
     machine = FenceMachine()
-    machine.event_arrives(kind=EventKind.PREEMPTED, age=0, compute=True, attempt=None)
+    machine.event_arrives(kind=EventKind.PREEMPTED, age=0, compute=True, attempt=None, with_id=True)
     machine.network(partitioned=True)  # the VM was not actually stopped: a partition
     machine.time_passes(seconds=120)
     machine.recovery_runs(compute=True)
@@ -415,7 +419,7 @@ def test_compute_engine_running_vetoes_the_node_rule_after_a_preemption() -> Non
 
 def test_a_redelivery_after_a_ready_flap_continues_the_drain() -> None:
     machine = FenceMachine()
-    machine.event_arrives(kind=EventKind.DELETE, age=0, compute=True, attempt=None)
+    machine.event_arrives(kind=EventKind.DELETE, age=0, compute=True, attempt=None, with_id=True)
     machine.ready_flaps()
     machine.event_redelivered(index=0, compute=True)
     machine.event_redelivered(index=0, compute=False)
