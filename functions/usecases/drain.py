@@ -11,7 +11,10 @@ from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Node
 from functions.decisions.policy import DrainPlan
 from functions.decisions.settings import ClusterConfig
-from functions.engines.drain import Drain, DrainOutcome, DrainReport, NodeGone, PodResult
+from functions.engines.drain.cordon import NodeGone
+from functions.engines.drain.pods import PodResult
+from functions.engines.drain.report import DrainOutcome, DrainReport
+from functions.engines.drain.run import Drain
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit

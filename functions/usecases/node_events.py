@@ -13,7 +13,7 @@ from functions.decisions import envelope, logentry, verdict
 from functions.decisions.actions import Action, Severity
 from functions.decisions.model import VmInstance
 from functions.decisions.times import parse_time
-from functions.engines.drain import DrainReport
+from functions.engines.drain.report import DrainReport
 from functions.errors import DrainerError, MalformedEvent, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeError

@@ -17,7 +17,7 @@ from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig
 from functions.decisions.times import parse_time
 from functions.engines.cleanup import Cleanup
-from functions.engines.drain import DrainReport
+from functions.engines.drain.report import DrainReport
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit

@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client
 
 from functions.decisions.policy import DrainPlan
-from functions.engines.drain import Drain, DrainOutcome
+from functions.engines.drain.report import DrainOutcome
+from functions.engines.drain.run import Drain
 from functions.gateways import audit
 from functions.gateways.kube.client import ClusterClient
 from tests.controlplane.clients import drainer_client

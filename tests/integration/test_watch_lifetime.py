@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from functions.decisions.policy import DrainPlan
-from functions.engines.drain import Drain, DrainOutcome
+from functions.engines.drain.report import DrainOutcome
+from functions.engines.drain.run import Drain
 from functions.gateways import audit
 from functions.gateways.kube.client import ClusterClient
 from tests.controlplane.cluster import TestCluster, wait_until

@@ -10,10 +10,10 @@ import pytest
 from functions.decisions.model import Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.decisions.settings import ClusterConfig, Settings
-from functions.engines.drain import Drain, PodResult, _Tracked
+from functions.engines.drain.pods import PodResult, TrackedPod
+from functions.engines.drain.report import build_report
 from functions.entry.worker import MAX_RETRY_BACKOFF_SECONDS, retry_backoff
 from functions.errors import DrainerError, PermanentError, TransientError
-from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.connection import ClusterSetupError
 from functions.gateways.kube.errors import ApiForbidden, ApiStatus, error_for, rbac_verb
@@ -160,18 +160,30 @@ def test_a_pod_left_because_the_api_server_failed_is_not_reported_blocked() -> N
         timeout=timedelta(seconds=1),
         force_when_down=False,
     )
-    cluster = ClusterConfig(**{**CLUSTER.__dict__, "endpoint": "https://127.0.0.1:9", "ca_data": CA})
-    drain = Drain(kube=ClusterClient(cluster, timeout=1), node_name="gke-a", plan=plan, audit=Audit())
+    items = []
     budget, outage, both = _pod("held"), _pod("outage"), _pod("both")
     for pod, transient, result in (
         (budget, False, PodResult.BLOCKED),
         (outage, True, None),
         (both, True, PodResult.BLOCKED),
     ):
-        item = _Tracked(decision=PodDecision(pod=pod, action=PodAction.EVICT), result=result, transient=transient)
+        item = TrackedPod(decision=PodDecision(pod=pod, action=PodAction.EVICT), result=result, transient=transient)
         item.pdb = "web-pdb" if result is PodResult.BLOCKED else None
-        drain._tracked[pod.uid] = item
-    report = drain._report(cordoned=True, was_before=False, skipped=[])
+        items.append(item)
+    report = build_report(
+        items,
+        skipped=[],
+        node="gke-a",
+        cluster=CLUSTER.name,
+        plan=plan,
+        dry_run=False,
+        cordoned=True,
+        was_unschedulable=False,
+        verified=None,
+        tainted=False,
+        now=1.0,
+        started=0.0,
+    )
     results = {p.pod: p.result for p in report.pods}
     assert results == {
         "ns/held": PodResult.BLOCKED,

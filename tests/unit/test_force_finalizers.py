@@ -13,7 +13,12 @@ from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Node, Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.decisions.settings import ClusterConfig
-from functions.engines.drain import Drain, DrainOutcome, PodResult, _Tracked
+from functions.engines.drain.budgets import Budgets
+from functions.engines.drain.deadline import Deadline
+from functions.engines.drain.evictions import Evictions
+from functions.engines.drain.force import force_delete
+from functions.engines.drain.pods import PodLog, PodResult, Pods, TrackedPod
+from functions.engines.drain.report import DrainOutcome, DrainReport, build_report
 from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient, EvictionOutcome, EvictionResult
 
@@ -57,7 +62,65 @@ def pod(name: str) -> Pod:
 NODE = Node.from_json({"metadata": {"name": "gke-a", "uid": "n"}, "spec": {}, "status": {}})
 
 
-def make_drain(answers: dict[str, tuple[str, ...] | None], *, dry_run: bool = False) -> tuple[Drain, RecordingAudit]:
+@dataclass
+class Engine:
+    """The parts of a drain that the force step touches, on one deadline."""
+
+    kube: ForceKube
+    plan: DrainPlan
+    audit: RecordingAudit
+    dry_run: bool
+    deadline: Deadline = field(init=False)
+    pods: Pods = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = Deadline(self.plan.timeout.total_seconds())
+        self.pods = Pods(self.deadline)
+        self.log = PodLog(audit=self.audit, events=None, node_name="gke-a")
+
+    def force(self, items: list[TrackedPod], node: Node) -> None:
+        force_delete(
+            items,
+            node,
+            kube=self.kube,
+            deadline=self.deadline,
+            log=self.log,
+            plan=self.plan,
+            dry_run=self.dry_run,
+            concurrency=4,
+        )
+
+    def evict(self, item: TrackedPod) -> None:
+        budgets = Budgets(kube=self.kube, deadline=self.deadline, audit=self.audit)
+        evictions = Evictions(
+            kube=self.kube,
+            deadline=self.deadline,
+            budgets=budgets,
+            log=self.log,
+            dry_run=self.dry_run,
+            force_when_down=self.plan.force_when_down,
+            down=lambda: False,
+        )
+        evictions.evict(item)
+
+    def report(self, *, cordoned: bool) -> DrainReport:
+        return build_report(
+            self.pods.items(),
+            skipped=[],
+            node="gke-a",
+            cluster=CLUSTER.name,
+            plan=self.plan,
+            dry_run=self.dry_run,
+            cordoned=cordoned,
+            was_unschedulable=False,
+            verified=None,
+            tainted=False,
+            now=self.deadline.clock(),
+            started=self.deadline.started,
+        )
+
+
+def make_drain(answers: dict[str, tuple[str, ...] | None], *, dry_run: bool = False) -> tuple[Engine, RecordingAudit]:
     plan = DrainPlan(
         reason="preempted",
         event_id="e1",
@@ -66,10 +129,9 @@ def make_drain(answers: dict[str, tuple[str, ...] | None], *, dry_run: bool = Fa
         force_when_down=True,
     )
     audit = RecordingAudit()
-    engine = Drain(kube=ForceKube(answers), node_name="gke-a", plan=plan, audit=audit, dry_run=dry_run)
+    engine = Engine(kube=ForceKube(answers), plan=plan, audit=audit, dry_run=dry_run)
     for name in answers:
-        p = pod(name)
-        engine._tracked[p.uid] = _Tracked(decision=PodDecision(pod=p, action=PodAction.EVICT))
+        engine.pods.track(PodDecision(pod=pod(name), action=PodAction.EVICT))
     return engine, audit
 
 
@@ -77,8 +139,8 @@ def test_a_pod_held_by_a_finalizer_is_remaining_with_its_name() -> None:
     engine, audit = make_drain(
         {"held": (PROTECT,), "two": (PROTECT, "example.com/backup"), "went": (), "was-gone": None}
     )
-    engine._force(list(engine._tracked.values()), NODE)
-    report = engine._report(cordoned=True, was_before=False, skipped=[])
+    engine.force(engine.pods.items(), NODE)
+    report = engine.report(cordoned=True)
     by_pod = {p.pod: p for p in report.pods}
     assert by_pod["ns/held"].result is PodResult.REMAINING
     assert by_pod["ns/held"].reason == f"held by finalizer {PROTECT}"
@@ -103,10 +165,10 @@ def test_a_pod_held_by_a_finalizer_is_remaining_with_its_name() -> None:
 
 def test_a_held_pod_that_goes_later_is_force_deleted() -> None:
     engine, _ = make_drain({"held": (PROTECT,)})
-    engine._force(list(engine._tracked.values()), NODE)
-    assert [i.decision.pod.name for i in engine._pending()] == ["held"]  # the drain still waits for it
-    engine._reconcile([])  # its finalizer removed: the pod watch sees it go
-    [only] = engine._report(cordoned=True, was_before=False, skipped=[]).pods
+    engine.force(engine.pods.items(), NODE)
+    assert [i.decision.pod.name for i in engine.pods.pending()] == ["held"]  # the drain still waits for it
+    engine.pods.reconcile([])  # its finalizer removed: the pod watch sees it go
+    [only] = engine.report(cordoned=True).pods
     assert only.result is PodResult.FORCE_DELETED
     assert only.finalizers == ()
 
@@ -114,8 +176,8 @@ def test_a_held_pod_that_goes_later_is_force_deleted() -> None:
 @pytest.mark.parametrize(("answer", "result"), [((PROTECT,), "would_force_delete"), ((), "would_force_delete")])
 def test_dry_run_says_what_would_hold_it(answer: tuple[str, ...], result: str) -> None:
     engine, _ = make_drain({"p": answer}, dry_run=True)
-    engine._force(list(engine._tracked.values()), NODE)
-    [only] = engine._report(cordoned=False, was_before=False, skipped=[]).pods
+    engine.force(engine.pods.items(), NODE)
+    [only] = engine.report(cordoned=False).pods
     assert only.result.value == result
     assert (PROTECT in only.reason) is bool(answer)
 
@@ -124,9 +186,9 @@ def test_an_eviction_answered_after_the_force_does_not_undo_it() -> None:
     """An eviction sent before the node was verified down, answered once the force-deleted pod has
     gone (its finalizer removed): the pod is still reported force-deleted."""
     engine, _ = make_drain({"tracked": ("batch.kubernetes.io/job-tracking",), "never-forced": None})
-    tracked, never_forced = engine._tracked.values()
-    engine._force([tracked], NODE)
-    engine._evict(tracked)
-    engine._evict(never_forced)
-    results = {p.pod: p.result for p in engine._report(cordoned=True, was_before=False, skipped=[]).pods}
+    tracked, never_forced = engine.pods.items()
+    engine.force([tracked], NODE)
+    engine.evict(tracked)
+    engine.evict(never_forced)
+    results = {p.pod: p.result for p in engine.report(cordoned=True).pods}
     assert results == {"ns/tracked": PodResult.FORCE_DELETED, "ns/never-forced": PodResult.GONE}
