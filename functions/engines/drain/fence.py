@@ -66,7 +66,7 @@ class Fence:
         self.verified: Verified | None = None
         self.tainted = False  # this drain added the out-of-service taint
         self._lock = self.deadline.lock
-        self._node_seen: Node | None = None  # the fence's facts: the Node as last seen...
+        self._node_seen: Node | None = self.node  # the fence's facts: the Node as last seen (None: deleted)...
         self._vm_seen = policy.VM_PENDING if self.compute is not None else policy.VM_UNAVAILABLE  # ...and the VM
         self._vetoed = False
         self._storm_lock = threading.Lock()
