@@ -15,7 +15,7 @@ from functions.decisions.actions import Action
 from functions.decisions.model import Node, Pod
 from functions.decisions.policy import DrainPlan, PodAction
 from functions.engines.drain.budgets import Budgets
-from functions.engines.drain.cordon import NodeGone, cordon
+from functions.engines.drain.cordon import Cordoned, NodeGone, cordon
 from functions.engines.drain.deadline import Deadline
 from functions.engines.drain.evictions import Evictions
 from functions.engines.drain.fence import Fence
@@ -64,22 +64,9 @@ class Drain:
             wall=self.wall,
             dry_run=self.dry_run,
         )
-        node = cordoned.node
         listed, rv = self.kube.list_pods_on_node(self.node_name)
         skipped = self._classify(listed)
-        fence = Fence(
-            kube=self.kube,
-            node=node,
-            plan=self.plan,
-            deadline=self._deadline,
-            audit=self.audit,
-            events=self._events,
-            compute=self.compute,
-            wall=self.wall,
-            dry_run=self.dry_run,
-            storm_share=self.storm_share,
-            storm_window=self.storm_window,
-        )
+        fence = self._fence(cordoned.node)
         watchers = self._watchers(rv, fence)
         for thread in watchers:
             thread.start()
@@ -87,7 +74,7 @@ class Drain:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evict") as pool:
                 self._evict(pool, fence)
                 if self.plan.force_when_down:
-                    self._fence_and_force(node, fence)
+                    self._force_once_down(cordoned.node, fence)
                 self._deadline.finish()
         finally:
             self._deadline.finish()
@@ -95,21 +82,7 @@ class Drain:
             self._deadline.streams.close()
             for thread in watchers:
                 thread.join(timeout=self.kube.timeout + WATCHER_JOIN_MARGIN)
-        with self._deadline.lock:
-            return build_report(
-                self._pods.items(),
-                skipped=skipped,
-                node=self.node_name,
-                cluster=self.kube.cluster.name,
-                plan=self.plan,
-                dry_run=self.dry_run,
-                cordoned=cordoned.changed,
-                was_unschedulable=cordoned.was_unschedulable,
-                verified=fence.verified,
-                tainted=fence.tainted,
-                now=self._deadline.clock(),
-                started=self._deadline.started,
-            )
+        return self._report(cordoned, skipped, fence)
 
     def _classify(self, pods: list[Pod]) -> list[PodReport]:
         """Track the pods to act on; report (and audit) the ones skipped."""
@@ -125,6 +98,21 @@ class Drain:
             else:
                 self._pods.track(d)
         return skipped
+
+    def _fence(self, node: Node) -> Fence:
+        return Fence(
+            kube=self.kube,
+            node=node,
+            plan=self.plan,
+            deadline=self._deadline,
+            audit=self.audit,
+            events=self._events,
+            compute=self.compute,
+            wall=self.wall,
+            dry_run=self.dry_run,
+            storm_share=self.storm_share,
+            storm_window=self.storm_window,
+        )
 
     def _watchers(self, rv: str, fence: Fence) -> list[threading.Thread]:
         """The threads that watch the budgets, the node's pods and, when the plan forces, the fence's
@@ -185,7 +173,7 @@ class Drain:
             force = self.plan.force_when_down
             self._deadline.wait_while(lambda: busy() and not (force and fence.down()))
 
-    def _fence_and_force(self, node: Node, fence: Fence) -> None:
+    def _force_once_down(self, node: Node, fence: Fence) -> None:
         """Once the node is verified down: the out-of-service taint, then force-delete what is left."""
         pending = self._pods.pending
         # Every pod went, but a dead kubelet leaves its volumes listed in use: the
@@ -213,3 +201,20 @@ class Drain:
             )
             if not self.dry_run:
                 self._deadline.wait_while(lambda: bool(pending()))
+
+    def _report(self, cordoned: Cordoned, skipped: list[PodReport], fence: Fence) -> DrainReport:
+        with self._deadline.lock:
+            return build_report(
+                self._pods.items(),
+                skipped=skipped,
+                node=self.node_name,
+                cluster=self.kube.cluster.name,
+                plan=self.plan,
+                dry_run=self.dry_run,
+                cordoned=cordoned.changed,
+                was_unschedulable=cordoned.was_unschedulable,
+                verified=fence.verified,
+                tainted=fence.tainted,
+                now=self._deadline.clock(),
+                started=self._deadline.started,
+            )
