@@ -3,7 +3,7 @@
 Two watchers gather the facts (the Node, and Compute Engine's answer about the VM); each new fact is
 judged by :func:`functions.decisions.policy.fence_verdict`: Compute Engine outranks the Node rule,
 and when the Node rule alone says down, storm protection caps how many nodes of the cluster are
-fenced at once. Nothing here forces anything: the drain forces once :attr:`Fence.down` is true.
+fenced at once. Nothing here forces anything: the drain forces once :meth:`Fence.down` says so.
 """
 
 from __future__ import annotations
@@ -72,10 +72,6 @@ class Fence:
         self._storm_lock = threading.Lock()
         self._storm_decided: bool | None = None
 
-    @property
-    def name(self) -> str:
-        return self.node.name
-
     def down(self) -> bool:
         """The node is verified down."""
         return self.verified is not None
@@ -93,7 +89,7 @@ class Fence:
                 if current is None or self.down():  # the Node object was deleted: nothing to watch
                     return
                 for _, seen in self.kube.watch_node(
-                    self.name, resource_version=rv, timeout=deadline.remaining(), stop=deadline.streams
+                    self.node.name, resource_version=rv, timeout=deadline.remaining(), stop=deadline.streams
                 ):
                     rv = seen.resource_version
                     if seen.uid != node.uid:  # registered again: a kubelet runs there, not the event's
@@ -103,7 +99,7 @@ class Fence:
                         return
                 if deadline.finished:  # the stream was closed because the drain ended
                     return
-                current = self.kube.get_node(self.name)
+                current = self.kube.get_node(self.node.name)
                 if current is not None and current.uid != node.uid:  # registered again: never forced here
                     return
                 rv = current.resource_version if current else rv
@@ -181,7 +177,7 @@ class Fence:
             vm_status = self._vm_seen.vm.status if self._vm_seen.vm is not None else None
             self.audit.record(
                 Action.FENCE_VETOED,
-                f"{self.name}: {verdict.reason}; nothing is forced while the VM may run",
+                f"{self.node.name}: {verdict.reason}; nothing is forced while the VM may run",
                 severity=Severity.WARNING,
                 vm_status=vm_status,
                 reason=verdict.reason,
@@ -207,7 +203,7 @@ class Fence:
                 self.audit.record(
                     Action.FENCE_STORM_HELD,
                     f"could not count the nodes fenced in {self.kube.cluster.name} ({exc}): "
-                    f"{self.name} is not forced on the Node rule alone",
+                    f"{self.node.name} is not forced on the Node rule alone",
                     severity=Severity.ERROR,
                     error=str(exc),
                     window_seconds=self.storm_window,
@@ -218,7 +214,7 @@ class Fence:
         if not allowed:
             self.audit.record(
                 Action.FENCE_STORM_HELD,
-                f"{self.name} is Unknown but Compute Engine cannot answer, and {fenced} node(s) of "
+                f"{self.node.name} is Unknown but Compute Engine cannot answer, and {fenced} node(s) of "
                 f"{self.kube.cluster.name} were already fenced by the Node rule alone in the last "
                 f"{self.storm_window:g} s (cap {cap}): a zonal partition looks like this; the drain stays graceful",
                 severity=Severity.ERROR,
@@ -234,21 +230,21 @@ class Fence:
         nodes = self.kube.list_nodes()
         cap = policy.storm_cap(len(nodes), share=self.storm_share)
         now = self.wall()
-        before = [f for f in policy.fenced_by_node_rule(nodes, now=now, window=window) if f[1] != self.name]
+        before = [f for f in policy.fenced_by_node_rule(nodes, now=now, window=window) if f[1] != self.node.name]
         if self.dry_run:
             return len(before) < cap, len(before), cap
         if len(before) >= cap:
             return False, len(before), cap
-        mine = self.kube.get_node(self.name)
+        mine = self.kube.get_node(self.node.name)
         if mine is None or mine.uid != self.node.uid:
             return False, len(before), cap
-        self.kube.patch_node(self.name, uid=mine.uid, annotations={policy.FENCED_AT: format_time(now)})
+        self.kube.patch_node(self.node.name, uid=mine.uid, annotations={policy.FENCED_AT: format_time(now)})
         fenced = policy.fenced_by_node_rule(self.kube.list_nodes(), now=now, window=window)
-        if policy.within_storm_cap(fenced, name=self.name, cap=cap):
+        if policy.within_storm_cap(fenced, name=self.node.name, cap=cap):
             return True, len(before), cap
         with contextlib.suppress(Conflict):  # taken back; a Node replaced meanwhile has none of it
-            self.kube.patch_node(self.name, uid=mine.uid, annotations={policy.FENCED_AT: None})
-        return False, len([f for f in fenced if f[1] != self.name]), cap
+            self.kube.patch_node(self.node.name, uid=mine.uid, annotations={policy.FENCED_AT: None})
+        return False, len([f for f in fenced if f[1] != self.node.name]), cap
 
     def _mark_down(self, signal: policy.DownSignal, reason: str) -> None:
         with self._lock:
@@ -258,7 +254,7 @@ class Fence:
             self._lock.notify_all()
         self.audit.record(
             Action.NODE_VERIFIED_DOWN,
-            f"{self.name} verified down by {signal.value}: {reason}",
+            f"{self.node.name} verified down by {signal.value}: {reason}",
             signal=signal.value,
             reason=reason,
             event_time=self.plan.event_time,
@@ -270,7 +266,7 @@ class Fence:
     def attached_volumes(self) -> list[str]:
         """The PVs still attached to the node (empty when they cannot be listed: never blocks)."""
         try:
-            return sorted(a.persistent_volume or a.name for a in self.kube.list_volume_attachments(node=self.name))
+            return sorted(a.persistent_volume or a.name for a in self.kube.list_volume_attachments(node=self.node.name))
         except DrainerError:
             return []
 
@@ -284,14 +280,14 @@ class Fence:
                 if not policy.tainted_by_us(current):
                     self.audit.record(
                         Action.NODE_TAINTED,
-                        f"{self.name} already carries an out-of-service taint that is not ours: left as it is",
+                        f"{self.node.name} already carries an out-of-service taint that is not ours: left as it is",
                         ours=False,
                     )
                 return
             attached = self.attached_volumes()
             try:
                 self.kube.patch_node(
-                    self.name,
+                    self.node.name,
                     uid=current.uid,
                     resource_version=current.resource_version,
                     taints=policy.taints_with_out_of_service(current),
@@ -299,12 +295,12 @@ class Fence:
                     dry_run=self.dry_run,
                 )
             except Conflict:
-                current = self.kube.get_node(self.name)
+                current = self.kube.get_node(self.node.name)
                 continue
             except DrainerError as exc:  # the force-cleanup still runs; volumes then wait for Kubernetes
                 self.audit.record(
                     Action.NODE_TAINT_FAILED,
-                    f"could not taint {self.name} out of service: {exc}",
+                    f"could not taint {self.node.name} out of service: {exc}",
                     severity=Severity.ERROR,
                     error=str(exc),
                 )
@@ -315,7 +311,7 @@ class Fence:
                 self.events.out_of_service_taint_added(current, why=why)
             self.audit.record(
                 Action.NODE_TAINTED,
-                f"{'would taint' if self.dry_run else 'tainted'} {self.name} "
+                f"{'would taint' if self.dry_run else 'tainted'} {self.node.name} "
                 f"{policy.OUT_OF_SERVICE.key}={policy.OUT_OF_SERVICE.value}:{policy.OUT_OF_SERVICE.effect} ({why})",
                 ours=True,
                 attached_volumes=attached,
