@@ -19,10 +19,9 @@ from functions.decisions import jsonvalue
 from functions.decisions.actions import Action, Severity
 from functions.decisions.logentry import EventKind
 from functions.decisions.settings import FUNCTION_TIMEOUT_MARGIN, MAX_DEADLINE, ClusterConfig
-from functions.errors import PermanentError, TransientError
+from functions.errors import Denied, PermanentError, TransientError
 from functions.gateways.audit import Audit
 from functions.gateways.callers import CallerVerifier, Forbidden, Unauthorized
-from functions.gateways.kube.errors import ApiForbidden
 from functions.usecases import schedule
 from functions.usecases.node_events import NodeNotFound
 from functions.usecases.operations import NotOurs, Operations
@@ -157,13 +156,13 @@ class Api:
             return _rejected(audit, 404, exc)
         except NotOurs as exc:
             return _rejected(audit, 409, exc)
-        except ApiForbidden as exc:  # a deployment fault: say what to fix
+        except Denied as exc:  # a deployment fault: say what to fix
             audit.record(
                 Action.HTTP_FAILED,
                 f"the cluster denied the request: {exc}",
                 severity=Severity.ERROR,
                 status=503,
-                api_status=exc.status.as_dict(),
+                api_status=exc.answer(),
                 fix=exc.fix,
             )
             return _error(503, f"the cluster denied the request: {exc}; {exc.fix}")

@@ -15,11 +15,10 @@ from functions.engines.drain.cordon import NodeGone
 from functions.engines.drain.pods import PodResult
 from functions.engines.drain.report import DrainOutcome, DrainReport
 from functions.engines.drain.run import Drain
-from functions.errors import PermanentError, TransientError
+from functions.errors import Denied, PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
 from functions.gateways.kube.client import ClusterClient
-from functions.gateways.kube.errors import ApiForbidden
 from functions.gateways.kube.events import EventRecorder
 from functions.usecases.runtime import Runtime
 
@@ -75,7 +74,7 @@ def drain_node(runtime: Runtime, target: Target, plan: DrainPlan, *, audit: Audi
         return None
     except (TransientError, PermanentError) as exc:
         duration = round(time.monotonic() - started, 3)
-        denied = {"status": exc.status.as_dict(), "fix": exc.fix} if isinstance(exc, ApiForbidden) else {}
+        denied = {"status": exc.answer(), "fix": exc.fix} if isinstance(exc, Denied) else {}
         audit.record(
             Action.DRAIN_FAILED,
             f"drain of {node} failed: {exc}",

@@ -16,7 +16,7 @@ from functions.decisions.times import parse_time
 from functions.engines.drain.report import DrainReport
 from functions.errors import DrainerError, MalformedEvent, TransientError
 from functions.gateways.audit import Audit
-from functions.gateways.compute import ComputeError
+from functions.gateways.google_api import GoogleApiError
 from functions.usecases.drain import Target, drain_node
 from functions.usecases.runtime import Runtime, record_cluster_failure
 
@@ -132,7 +132,7 @@ class NodeEvents:
         project, zone, name = location
         try:
             return compute.get_instance(project=project, zone=zone, name=name)
-        except ComputeError as exc:  # staleness is then judged on the Node alone
+        except GoogleApiError as exc:  # staleness is then judged on the Node alone
             audit.record(
                 Action.FENCE_UNAVAILABLE,
                 f"Compute Engine could not describe {name} ({exc}); staleness judged on the Node",

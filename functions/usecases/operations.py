@@ -21,7 +21,7 @@ from functions.engines.drain.report import DrainReport
 from functions.errors import PermanentError, TransientError
 from functions.gateways import outcomes
 from functions.gateways.audit import Audit
-from functions.gateways.compute import ComputeError
+from functions.gateways.google_api import GoogleApiError
 from functions.gateways.kube.errors import Conflict, NotFound
 from functions.usecases.drain import Target, drain_node
 from functions.usecases.node_events import NodeNotFound
@@ -91,7 +91,7 @@ class Operations:
         vm_known, vm = False, None
         if self.runtime.compute is not None and node.location is not None:
             project, zone, name = node.location
-            with contextlib.suppress(ComputeError):  # never "down" on an error: the Node rule decides
+            with contextlib.suppress(GoogleApiError):  # never "down" on an error: the Node rule decides
                 vm, vm_known = self.runtime.compute.get_instance(project=project, zone=zone, name=name), True
         if not policy.tainted_by_us(node):
             return policy.NodeFacts(vm_known=vm_known, vm=vm)

@@ -12,13 +12,14 @@ from functions.decisions import settings as settings_module
 from functions.decisions.actions import Action, Severity
 from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig, Settings
-from functions.errors import DrainerError
+from functions.errors import Denied, DrainerError
 from functions.gateways import audit as audit_log
 from functions.gateways.audit import Audit
 from functions.gateways.compute import ComputeClient
+from functions.gateways.google_api import GoogleApiError
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.connection import ClusterSetupError
-from functions.gateways.kube.errors import ApiError, ApiForbidden
+from functions.gateways.kube.errors import ApiError
 from functions.gateways.kube.events import FLUSH_SECONDS, EventRecorder, reporting_instance
 from functions.gateways.outcomes import OutcomePublisher
 
@@ -42,13 +43,14 @@ def setup_backoff(failures: int) -> float:
 
 
 def record_cluster_failure(audit: Audit, cluster: ClusterConfig, exc: Exception, *, doing: str) -> None:
-    """Audit a cluster that could not be used: a cluster that denies us is a deployment fault
-    (ERROR, with what to fix); an unreachable one, or one whose client cannot be built, a WARNING."""
+    """Audit a cluster that could not be used: a cluster (or the Container API) that denies us is a
+    deployment fault (ERROR, with what to fix); an unreachable one, or one whose client cannot be
+    built, a WARNING."""
     fields: dict[str, object] = {"cluster": cluster.name, "error": str(exc)}
     severity = Severity.WARNING
-    if isinstance(exc, ApiForbidden):
+    if isinstance(exc, Denied):
         severity = Severity.ERROR
-        fields.update(status=exc.status.as_dict(), fix=exc.fix)
+        fields.update(status=exc.answer(), fix=exc.fix)
     audit.record(
         Action.CLUSTER_UNREACHABLE, f"cluster {cluster.name}: {doing} failed: {exc}", severity=severity, **fields
     )
@@ -93,7 +95,7 @@ class Runtime:
             failure = self._setup_failures.get(cluster.name)
             now = self.clock()
             if failure is not None and now < failure.retry_at:
-                if isinstance(failure.error, ApiError):  # keeps its Status (and, when denied, what to fix)
+                if isinstance(failure.error, ApiError | GoogleApiError):  # keeps its answer (and, denied, the fix)
                     raise failure.error
                 raise ClusterSetupError(
                     f"{failure.error} (the client of cluster {cluster.name} is not rebuilt for another "

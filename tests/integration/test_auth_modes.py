@@ -80,12 +80,13 @@ class FakeContainerApi(JsonApi):
         auth = headers.get("Authorization", "")
         self.calls.append((path, auth))
         if auth.removeprefix("Bearer ") not in self.valid_tokens:
-            return 401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}}
+            message = "Request had invalid authentication credentials."
+            return 401, {"error": {"code": 401, "message": message, "status": "UNAUTHENTICATED"}}
         if method == "GET" and path == f"/v1/projects/{self.plane.project}/locations/europe-west4/clusters/discovered":
             ca = base64.b64encode(self.plane.ca_file.read_bytes()).decode()
             endpoint = self.plane.url.removeprefix("https://")
             return 200, {"name": "discovered", "endpoint": endpoint, "masterAuth": {"clusterCaCertificate": ca}}
-        return 404, {"error": {"code": 404, "message": "Not found"}}
+        return 404, {"error": {"code": 404, "message": f"Not found: {path}.", "status": "NOT_FOUND"}}
 
 
 @pytest.fixture
@@ -123,6 +124,35 @@ def test_cluster_name_resource_form_uses_discovery(
         DRAINER_CONTAINER_API_ENDPOINT=container_api.url,
     )
     assert _drain_one(server, cluster)["cluster"] == "discovered"
+
+
+def test_a_cluster_the_container_api_refuses_or_does_not_know_is_retried_and_audited(
+    server_factory: Callable[..., FunctionServer],
+    control_plane: ControlPlane,
+    cluster: TestCluster,
+    container_api: FakeContainerApi,
+) -> None:
+    container_api.valid_tokens.clear()  # every token refused: 401, as for an identity without the permission
+    unknown = {"name": "unknown", "project": control_plane.project, "location": "europe-west4"}
+    server = server_factory(
+        clusters=[unknown, {**unknown, "name": "denied"}], DRAINER_CONTAINER_API_ENDPOINT=container_api.url
+    )
+    node = cluster.add_node()
+    entry = log_entry("preempted", instance=node.name, instance_id=node.instance_id)
+    body, headers = delivery("binary", entry)
+    assert server.post(body, headers).status_code == 500  # not acknowledged: Pub/Sub redelivers
+    denied = server.wait_audit(action="cluster.unreachable", cluster="denied")
+    assert denied["severity"] == "ERROR"  # a deployment fault, with what to fix and Google's answer
+    assert "container.clusters.get" in denied["fix"]
+    assert denied["status"]["code"] == 401
+    assert denied["status"]["status"] == "UNAUTHENTICATED"
+    container_api.valid_tokens.update(i.token for i in control_plane.drainer_identities)
+    server = server_factory(clusters=[unknown], DRAINER_CONTAINER_API_ENDPOINT=container_api.url)
+    assert server.post(body, headers).status_code == 500
+    gone = server.wait_audit(action="cluster.unreachable", cluster="unknown")
+    assert gone["severity"] == "WARNING"
+    assert "does not exist (Container API 404)" in gone["error"]
+    assert not cluster.read_node(node.name).spec.unschedulable
 
 
 def test_google_token_is_refreshed_before_it_expires(

@@ -3,21 +3,27 @@ an API failure, and the backoffs that keep a dead cluster from being hammered (n
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from functions.decisions.actions import Action, Severity
 from functions.decisions.model import Pod
 from functions.decisions.policy import DrainPlan, PodAction, PodDecision
 from functions.decisions.settings import ClusterConfig, Settings
 from functions.engines.drain.pods import PodResult, TrackedPod
 from functions.engines.drain.report import build_report
 from functions.entry.worker import MAX_RETRY_BACKOFF_SECONDS, retry_backoff
-from functions.errors import DrainerError, PermanentError, TransientError
+from functions.errors import Denied, DrainerError, PermanentError, TransientError
+from functions.gateways import container
+from functions.gateways.audit import Audit
+from functions.gateways.google_api import GoogleDenied, GoogleStatus, GoogleUnavailable
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.connection import ClusterSetupError
 from functions.gateways.kube.errors import ApiForbidden, ApiStatus, error_for, rbac_verb
-from functions.usecases.runtime import SETUP_BACKOFF_MAX, Runtime, setup_backoff
+from functions.usecases.runtime import SETUP_BACKOFF_MAX, Runtime, record_cluster_failure, setup_backoff
 
 CLUSTER = ClusterConfig(name="alpha", project="acme-prod", location="europe-west4")
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -57,8 +63,8 @@ def test_a_denial_is_retried_keeps_its_status_and_says_what_to_fix() -> None:
     unauthorized = error_for(401, b"", request="GET /api/v1/nodes/gke-a")
     assert isinstance(unauthorized, ApiForbidden)
     assert "credentials" in unauthorized.fix
-    google = ApiForbidden(ApiStatus(code=403), request="GET https://container.example/v1/projects/p/clusters/c")
-    assert "container.clusters.get" in google.fix
+    assert isinstance(error, Denied)
+    assert error.answer() == error.status.as_dict()
 
 
 def test_a_client_that_cannot_be_built_is_retried() -> None:
@@ -120,7 +126,11 @@ def test_a_cluster_that_cannot_be_set_up_is_not_rebuilt_on_every_event() -> None
 
 def test_a_denied_discovery_keeps_its_status_while_backing_off() -> None:
     clock = Clock()
-    denied = ApiForbidden(ApiStatus(code=403), request="GET https://container.example/v1/projects/p/clusters/c")
+    denied = GoogleDenied(
+        GoogleStatus(code=403, status="PERMISSION_DENIED", message="Required 'container.clusters.get'"),
+        request="GET https://container.example/v1/projects/p/locations/l/clusters/c",
+        permission=container.PERMISSION,
+    )
 
     def factory(cluster: ClusterConfig) -> ClusterClient:
         raise denied
@@ -128,9 +138,46 @@ def test_a_denied_discovery_keeps_its_status_while_backing_off() -> None:
     runtime = Runtime(Settings(clusters=(CLUSTER,), deadlines={}), client_factory=factory)
     runtime.clock = clock
     for _ in range(3):
-        with pytest.raises(ApiForbidden) as raised:
+        with pytest.raises(GoogleDenied) as raised:
             runtime.client(CLUSTER)
         assert raised.value.status.code == 403
+    audit = RecordingAudit()
+    record_cluster_failure(audit, CLUSTER, denied, doing="asking about gke-a")
+    [(action, severity, fields)] = audit.records
+    assert (action, severity) == (Action.CLUSTER_UNREACHABLE, Severity.ERROR)
+    assert fields["status"] == {
+        "code": 403,
+        "status": "PERMISSION_DENIED",
+        "message": "Required 'container.clusters.get'",
+        "reasons": [],
+    }
+    assert "container.clusters.get" in str(fields["fix"])
+
+
+@pytest.mark.parametrize(
+    ("error", "severity"),
+    [
+        pytest.param(
+            GoogleUnavailable(GoogleStatus(code=503), request="GET https://c/v1/x"), Severity.WARNING, id="5xx"
+        ),
+        pytest.param(ClusterSetupError("cluster x does not exist (Container API 404)"), Severity.WARNING, id="gone"),
+        pytest.param(error_for(403, b"", request="GET /api/v1/nodes/gke-a"), Severity.ERROR, id="rbac"),
+    ],
+)
+def test_a_cluster_failure_is_audited_as_before(error: Exception, severity: Severity) -> None:
+    audit = RecordingAudit()
+    record_cluster_failure(audit, CLUSTER, error, doing="asking about gke-a")
+    [(action, recorded, fields)] = audit.records
+    assert (action, recorded) == (Action.CLUSTER_UNREACHABLE, severity)
+    assert ("fix" in fields) is (severity is Severity.ERROR)
+
+
+@dataclass(frozen=True)
+class RecordingAudit(Audit):
+    records: list[tuple[Action, Severity, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, action: Action, message: str, /, *, severity: Severity = Severity.INFO, **details: Any) -> None:
+        self.records.append((action, severity, details))
 
 
 # ------------------------------------------------------------------------------------ the worker
@@ -198,3 +245,5 @@ def test_a_pod_left_because_the_api_server_failed_is_not_reported_blocked() -> N
 
 def test_errors_are_drainer_errors() -> None:
     assert issubclass(ApiForbidden, DrainerError)
+    assert issubclass(GoogleDenied, Denied)
+    assert issubclass(GoogleUnavailable, TransientError)

@@ -22,7 +22,8 @@ from functions.decisions.times import format_time
 from functions.engines.drain.deadline import Deadline
 from functions.errors import DrainerError, TransientError
 from functions.gateways.audit import Audit
-from functions.gateways.compute import ComputeClient, ComputeDenied, ComputeError
+from functions.gateways.compute import ComputeClient
+from functions.gateways.google_api import GoogleApiError, GoogleDenied
 from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import Conflict
 from functions.gateways.kube.events import EventRecorder
@@ -122,7 +123,7 @@ class Fence:
         while self.deadline.running() and not self.down():
             try:
                 vm = self.compute.get_instance(project=project, zone=zone, name=name)
-            except ComputeError as exc:
+            except GoogleApiError as exc:
                 if not reported:
                     reported = True
                     self.audit.record(
@@ -134,7 +135,7 @@ class Fence:
                         during="fence",
                     )
                 self._judge(vm=policy.VM_UNAVAILABLE)
-                if isinstance(exc, ComputeDenied):
+                if isinstance(exc, GoogleDenied):
                     return
             else:
                 self._judge(vm=policy.VmFacts(answer=policy.VmAnswer.ANSWERED, vm=vm))
@@ -148,7 +149,7 @@ class Fence:
         vm = policy.VM_UNAVAILABLE
         if self.compute is not None and node.location is not None:
             project, zone, name = node.location
-            with contextlib.suppress(ComputeError):
+            with contextlib.suppress(GoogleApiError):
                 answer = self.compute.get_instance(project=project, zone=zone, name=name)
                 vm = policy.VmFacts(answer=policy.VmAnswer.ANSWERED, vm=answer)
         self._judge(node=node, vm=vm)

@@ -1,7 +1,8 @@
 """How the function reaches one cluster's API server: endpoint, CA and credentials.
 
 - ``google``: the function's Google identity (short-lived access token, refreshed early); the
-  endpoint and CA come from the configuration or from the Container API (``clusters.get``).
+  endpoint and CA come from the configuration or from the Container API (``clusters.get``, see
+  :mod:`functions.gateways.container`).
 - ``token_file``: a static bearer token in a file, re-read when the file changes (rotation).
 - ``kubeconfig``: a kubeconfig file (local runs).
 The CA stays in memory: no temporary files.
@@ -14,7 +15,6 @@ import binascii
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -24,8 +24,9 @@ from kubernetes.client.configuration import Configuration
 
 from functions.decisions.settings import AuthMode, ClusterConfig
 from functions.errors import TransientError
+from functions.gateways import container
+from functions.gateways.google_api import GoogleNotFound
 from functions.gateways.google_identity import GoogleIdentity
-from functions.gateways.kube.errors import ApiForbidden, ApiStatus, ApiUnavailable
 
 USER_AGENT = "gke-node-drainer/0.1"
 
@@ -73,38 +74,17 @@ def _pem(ca_data: str) -> str:
     return decoded
 
 
-@dataclass(frozen=True, kw_only=True)
-class Endpoint:
-    url: str
-    ca_pem: str
-
-
-def discover_endpoint(cluster: ClusterConfig, *, container_api: str, timeout: float) -> Endpoint:
-    """Read the endpoint and CA of a GKE cluster from the Container API (clusters.get)."""
-    url = f"{container_api.rstrip('/')}/v1/{cluster.resource_name}"
-    request = f"GET {url}"
+def discover_endpoint(cluster: ClusterConfig, *, container_api: str, timeout: float) -> tuple[str, str]:
+    """The URL and CA (PEM) of a GKE cluster's API server, from the Container API (clusters.get).
+    Google's refusals and failures raise as they are (the GoogleApiError family); a cluster the
+    Container API does not know, or one without an endpoint or CA yet, cannot be set up."""
     try:
-        response = GoogleIdentity.session().get(url, timeout=timeout)
-    except Exception as exc:  # requests/google-auth transport errors
-        raise ApiUnavailable(ApiStatus(code=0, message=type(exc).__name__), request=request) from None
-    if response.status_code in (401, 403):
-        raise ApiForbidden(
-            ApiStatus(code=response.status_code, message=f"clusters.get denied on {cluster.resource_name}"),
-            request=request,
-        )
-    if response.status_code == 404:
-        raise ClusterSetupError(f"cluster {cluster.resource_name} does not exist (Container API 404)")
-    if response.status_code != 200:
-        raise ApiUnavailable(ApiStatus(code=response.status_code), request=request)
-    try:
-        body = response.json()
-    except ValueError:
-        raise ApiUnavailable(ApiStatus(code=200, message="the answer is not JSON"), request=request) from None
-    endpoint = body.get("endpoint") if isinstance(body, dict) else None
-    ca = (body.get("masterAuth") or {}).get("clusterCaCertificate") if isinstance(body, dict) else None
-    if not endpoint or not ca:
+        access = container.get_cluster_access(cluster.resource_name, base_url=container_api, timeout=timeout)
+    except GoogleNotFound:
+        raise ClusterSetupError(f"cluster {cluster.resource_name} does not exist (Container API 404)") from None
+    if not access.endpoint or not access.ca_certificate:
         raise ClusterSetupError(f"Container API returned no endpoint or CA for {cluster.resource_name}")
-    return Endpoint(url=f"https://{endpoint}", ca_pem=_pem(ca))
+    return f"https://{access.endpoint}", _pem(access.ca_certificate)
 
 
 def _query_value(value: Any) -> str:
@@ -171,9 +151,9 @@ def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_
         else:
             configuration.ssl_ca_cert = cluster.ca_file
     else:
-        endpoint = discover_endpoint(cluster, container_api=container_api, timeout=timeout)
-        configuration.host = endpoint.url
-        configuration.ca_cert_data = endpoint.ca_pem
+        configuration.host, configuration.ca_cert_data = discover_endpoint(
+            cluster, container_api=container_api, timeout=timeout
+        )
     configuration.connection_pool_maxsize = pool_size
     # One quick retry of a refused connection; reads are never replayed by urllib3.
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, backoff_factor=0.1)

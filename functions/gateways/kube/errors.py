@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from functions.decisions import jsonvalue
-from functions.errors import DrainerError, PermanentError, TransientError
+from functions.errors import Denied, DrainerError, PermanentError, TransientError
 
 MAX_MESSAGE = 500
 CLUSTER_ROLE = "gke-node-drainer"  # the ClusterRole of terraform/rbac/drainer-rbac.yaml
@@ -93,20 +93,14 @@ class ApiUnavailable(ApiError, TransientError):
     """The API server could not be reached, timed out, or answered 5xx or 429."""
 
 
-class ApiForbidden(ApiError, TransientError):
-    """401/403: the deployment's identity or ClusterRole does not allow the request. A deployment
-    fault, not bad input: retried (the dead-letter topic keeps what never succeeds) while someone
-    fixes what :attr:`fix` names."""
+class ApiForbidden(ApiError, Denied):
+    """401/403: the deployment's identity or ClusterRole does not allow the request (a
+    :class:`~functions.errors.Denied`: retried while someone fixes what :attr:`fix` names)."""
 
     @property
     def fix(self) -> str:
         """What to check, naming the Kubernetes verb and resource that were denied."""
         verb = rbac_verb(self.request)
-        if self.request.partition(" ")[2].startswith(("https://", "http://")):  # a Google API (clusters.get)
-            return (
-                f"Google refused {self.request}: grant the function's service account container.clusters.get "
-                "on the cluster (for example roles/container.clusterViewer)"
-            )
         if self.status.code == 401:
             return (
                 f"the API server did not accept the function's credentials ({verb}): check the cluster's "
@@ -116,6 +110,9 @@ class ApiForbidden(ApiError, TransientError):
             f"the API server refused to {verb}: check that the ClusterRole {CLUSTER_ROLE} grants it and that its "
             "ClusterRoleBinding names the function's identity (terraform/rbac/drainer-rbac.yaml)"
         )
+
+    def answer(self) -> dict[str, Any]:
+        return self.status.as_dict()
 
 
 class ApiRejected(ApiError, PermanentError):
