@@ -18,14 +18,10 @@ from enum import StrEnum
 from typing import Any
 
 from functions.decisions import envelope, jsonvalue, logentry, policy, verdict
-from functions.decisions.settings import (
-    DEFAULT_DEADLINES,
-    ENV_CLUSTERS,
-    ENV_DEADLINE_PREFIX,
-    SETTINGS,
-    Settings,
-)
-from functions.decisions.settings import load as load_settings
+from functions.decisions.settings import DEFAULT_DEADLINES, Settings
+from functions.decisions.settings_env import ENV_DEADLINE_PREFIX, SETTINGS
+from functions.decisions.settings_env import load as load_settings
+from functions.decisions.settings_readers import ENV_CLUSTERS
 from functions.decisions.times import parse_time
 from functions.errors import MalformedEvent
 

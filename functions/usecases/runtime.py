@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from functions.decisions import settings as settings_module
+from functions.decisions import settings_env
 from functions.decisions.actions import Action, Severity
 from functions.decisions.names import COMPONENT
 from functions.decisions.settings import ClusterConfig, Settings
@@ -78,10 +78,12 @@ class Runtime:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Runtime:
-        settings = settings_module.load(env)
+        settings = settings_env.load(env)
         audit_log.configure(log_name=settings.audit_log_name, api_endpoint=settings.logging_api)
         runtime = cls(settings)
-        runtime.audit.record(Action.SERVICE_STARTED, f"{COMPONENT} instance started", settings=settings.summary())
+        runtime.audit.record(
+            Action.SERVICE_STARTED, f"{COMPONENT} instance started", settings=settings_env.summary(settings)
+        )
         return runtime
 
     def client(self, cluster: ClusterConfig) -> ClusterClient:

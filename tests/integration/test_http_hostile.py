@@ -21,7 +21,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.decisions.settings import FUNCTION_TIMEOUT_MARGIN, load
+from functions.decisions.settings import FUNCTION_TIMEOUT_MARGIN
+from functions.decisions.settings_env import load
 from functions.entry.http_api import MANUAL_ACTIONS, MANUAL_FIELDS, MAX_BODY_BYTES, SCHEDULED_ACTIONS, Api, HttpResult
 from functions.gateways import audit as audit_log
 from functions.usecases.runtime import Runtime

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from functions.decisions.actions import Action
-from functions.decisions.settings import markdown_table
+from functions.decisions.settings_env import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "functions"

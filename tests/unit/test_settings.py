@@ -1,4 +1,5 @@
-"""Unit tests for functions.config: parsing and validating the environment (pure: env is a dict)."""
+"""The settings (decisions.settings, settings_readers, settings_env): parsing and validating the
+environment (pure: env is a dict)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from functions.decisions.settings import (
     DEFAULT_DEADLINES,
     DEFAULT_EVICTION_CONCURRENCY,
     FUNCTION_TIMEOUT_MARGIN,
-    SETTINGS,
     AuthMode,
     ClusterConfig,
     ConfigError,
     Settings,
-    load,
     region_of,
 )
+from functions.decisions.settings_env import SETTINGS, load, summary
 from functions.errors import DrainerError
 
 RESOURCE = "projects/acme-prod/locations/europe-west4/clusters/payments"
@@ -600,9 +600,9 @@ def test_summary_has_no_secrets() -> None:
             DRAINER_DRY_RUN="true",
         )
     )
-    summary = settings.summary()
+    shown = summary(settings)
 
-    assert summary == {
+    assert shown == {
         "clusters": [
             {
                 "name": "payments",
@@ -653,8 +653,8 @@ def test_summary_has_no_secrets() -> None:
         "outcome_type_prefix": "io.gke-node-drainer",
         "function_timeout": 540.0,
     }
-    assert set(summary) - {"clusters", "deadlines", "cleanup"} <= {row.target for row in SETTINGS}
-    text = json.dumps(summary)
+    assert set(shown) - {"clusters", "deadlines", "cleanup"} <= {row.target for row in SETTINGS}
+    text = json.dumps(shown)
     assert "BEGIN CERTIFICATE" not in text
     assert "MIIBszCCAVmgAwIBAgIUQ2FzZWNyZXQ=" not in text
     assert "/var/run/secrets/drainer/token" not in text
@@ -688,7 +688,7 @@ def test_settings_defaults_when_built_directly() -> None:
     assert settings.force_cleanup is True
     assert settings.container_api == "https://container.googleapis.com"
     assert settings.cluster("payments") is None
-    assert settings.summary()["deadlines"] == {"delete": 30.0}
+    assert summary(settings)["deadlines"] == {"delete": 30.0}
 
 
 # --- the function's timeout and the HTTP callers ----------------------------------------------------------------------

@@ -36,7 +36,9 @@ from functions.decisions.logentry import (
     log_entry_from_message,
     parse_log_entry,
 )
-from functions.decisions.settings import SETTINGS
+from functions.decisions.settings_env import ENV_DEADLINE_PREFIX, SETTINGS
+from functions.decisions.settings_env import load as load_settings
+from functions.decisions.settings_readers import ENV_CLUSTERS
 from functions.errors import MalformedEvent
 from tests.support.forgeries import FORGERIES, Forgery
 from tests.support.logfilter import LogFilter, compile_filter
@@ -292,7 +294,7 @@ def _env_maps(module: Module) -> dict[str, dict[str, Any]]:
 
 
 def _config_env_names() -> set[str]:
-    return {row.env for row in SETTINGS} | {config.ENV_CLUSTERS}
+    return {row.env for row in SETTINGS} | {ENV_CLUSTERS}
 
 
 def test_every_environment_variable_set_is_one_the_config_reads(module: Module) -> None:
@@ -309,8 +311,8 @@ def test_every_environment_variable_set_is_one_the_config_reads(module: Module) 
                 assert not unread, f"{part} sets {unread}, which the code never reads"
             else:  # the drain deadlines, one key per event kind given
                 assert part == "local.deadline_env", part
-                assert re.findall(r'"([A-Z][A-Z0-9_]*)\$\{', value) == [config.ENV_DEADLINE_PREFIX], value
-    assert config.ENV_CLUSTERS in static_keys
+                assert re.findall(r'"([A-Z][A-Z0-9_]*)\$\{', value) == [ENV_DEADLINE_PREFIX], value
+    assert ENV_CLUSTERS in static_keys
     assert len(static_keys) >= 10, static_keys
 
 
@@ -832,7 +834,7 @@ def test_every_setting_of_the_functions_can_be_set_from_the_module(module: Modul
     )
     assert not set(extra) & set(set_by_module), "extra_env may not set what the module sets"
     assert set(DERIVED_SETTINGS) <= set(set_by_module)
-    deadlines = {row.env for row in SETTINGS if row.env.startswith(config.ENV_DEADLINE_PREFIX)}
+    deadlines = {row.env for row in SETTINGS if row.env.startswith(ENV_DEADLINE_PREFIX)}
     assert deadlines, "the deadlines are settings of their own"
     assert _inputs(module, module.locals["deadline_env"]) == ({"drain_deadlines"}, set())
     unreachable = []
@@ -922,7 +924,7 @@ def test_extra_env_takes_only_the_settings_the_module_leaves_alone(
 def test_every_key_the_module_sets_is_refused_in_extra_env(module: Module) -> None:
     allowed = set(module.locals["extra_env_settings"])
     assert not allowed & set(_settings_set(module))
-    assert not {name for name in allowed if name.startswith(config.ENV_DEADLINE_PREFIX)}
+    assert not {name for name in allowed if name.startswith(ENV_DEADLINE_PREFIX)}
     validation = first(module.variables["extra_env"]["validation"])
     assert "^DRAINER_[A-Z0-9_]+$" in validation["condition"]
     described = re.findall(r"DRAINER_[A-Z0-9_]+", module.variables["extra_env"]["description"])
@@ -984,7 +986,7 @@ def test_the_functions_read_each_kind_of_cluster_endpoint_the_module_writes(
     module: Module, cluster: dict[str, Any], endpoint: str | None, ca: str | None
 ) -> None:
     entry = {"project": "acme-prod", "location": "europe-west4", "name": "payments", **cluster}
-    loaded = config.load({config.ENV_CLUSTERS: _clusters_setting_as_terraform_renders_it(module, [entry])})
+    loaded = load_settings({ENV_CLUSTERS: _clusters_setting_as_terraform_renders_it(module, [entry])})
     [read] = loaded.clusters
     assert (read.name, read.project, read.location) == ("payments", "acme-prod", "europe-west4")
     assert read.endpoint == endpoint
