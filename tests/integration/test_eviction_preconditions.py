@@ -3,7 +3,8 @@ API server through the function's own ClusterClient: an eviction is for the pod 
 
 from __future__ import annotations
 
-from functions.gateways.kube.client import ClusterClient, EvictionOutcome
+from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.evictions import EvictionOutcome
 from tests.controlplane.cluster import TestCluster
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from functions.decisions.model import Pod
 from functions.decisions.settings import AuthMode, ClusterConfig
-from functions.gateways.kube.client import ClusterClient, EvictionOutcome
+from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import ApiForbidden
+from functions.gateways.kube.evictions import EvictionOutcome
 from tests.support.fakes import JsonApi
 
 

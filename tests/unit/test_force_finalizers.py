@@ -20,7 +20,8 @@ from functions.engines.drain.force import force_delete
 from functions.engines.drain.pods import PodLog, PodResult, Pods, TrackedPod
 from functions.engines.drain.report import DrainOutcome, DrainReport, build_report
 from functions.gateways.audit import Audit
-from functions.gateways.kube.client import ClusterClient, EvictionOutcome, EvictionResult
+from functions.gateways.kube.client import ClusterClient
+from functions.gateways.kube.evictions import EvictionOutcome, EvictionResult
 
 CLUSTER = ClusterConfig(name="alpha", project="acme-prod", location="europe-west4")
 PROTECT = "example.com/protect"

@@ -11,8 +11,9 @@ from functions.engines.drain.deadline import Deadline
 from functions.engines.drain.pods import TrackedPod
 from functions.errors import TransientError
 from functions.gateways.audit import Audit
-from functions.gateways.kube.client import ClusterClient, WatchEvent
+from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import ApiForbidden
+from functions.gateways.kube.watch import WatchEvent
 
 
 class Budgets:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from functions.gateways.kube.client import WatchStop
+from functions.gateways.kube.watch import WatchStop
 
 
 class Deadline:

@@ -14,8 +14,9 @@ from functions.engines.drain.budgets import Budgets
 from functions.engines.drain.deadline import Deadline
 from functions.engines.drain.pods import PodLog, PodResult, TrackedPod
 from functions.errors import PermanentError, TransientError
-from functions.gateways.kube.client import ClusterClient, EvictionOutcome
+from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.errors import ApiForbidden
+from functions.gateways.kube.evictions import EvictionOutcome
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0

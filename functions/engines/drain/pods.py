@@ -13,8 +13,9 @@ from functions.decisions.policy import PodDecision
 from functions.engines.drain.deadline import Deadline
 from functions.errors import TransientError
 from functions.gateways.audit import Audit
-from functions.gateways.kube.client import ClusterClient, WatchEvent
+from functions.gateways.kube.client import ClusterClient
 from functions.gateways.kube.events import EventRecorder
+from functions.gateways.kube.watch import WatchEvent
 
 
 class PodResult(StrEnum):
