@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from functions.entry import cli
-from functions.entry.cli import ExitCode, main
+from functions.entry import cli_output
+from functions.entry.cli import main
+from functions.entry.cli_output import ExitCode
 from tests.support.deliveries import FIXTURES, load_fixture, log_entry
 from tests.support.fakes import JsonApi
 
@@ -496,7 +497,7 @@ def test_console_script_is_the_cli() -> None:
 
 
 def test_table_pads_columns() -> None:
-    text = cli.table(["a", "bb"], [["xxx", None], ["y", True]])
+    text = cli_output.table(["a", "bb"], [["xxx", None], ["y", True]])
     assert text.splitlines() == ["A    BB", "xxx  -", "y    yes"]
 
 
@@ -509,7 +510,7 @@ def test_progress_spins_on_a_terminal_and_clears_its_line() -> None:
     from tests.controlplane.cluster import wait_until
 
     terminal = _Terminal()
-    with cli.Progress("draining n1", terminal):
+    with cli_output.Progress("draining n1", terminal):
         assert wait_until(lambda: "draining n1" in terminal.getvalue(), timeout=10)
     text = terminal.getvalue()
     assert text.startswith("\r")

@@ -26,6 +26,8 @@ LAZY = (
     "functions.usecases.operations",
     "functions.engines.cleanup",
     "functions.entry.cli",
+    "functions.entry.cli_commands",
+    "functions.entry.cli_output",
     "functions.entry.explain",
     "functions.entry.worker",
     "hypothesis",
