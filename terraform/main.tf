@@ -33,8 +33,7 @@ locals {
   # A cluster entry may name its control-plane endpoint (a private IP, or the DNS-based endpoint
   # gke-....gke.goog) instead of reading the public one from the Container API. The DNS-based endpoint
   # presents a publicly trusted certificate: with no CA given, the functions verify it against the
-  # runtime's system trust store (the python311 runtime's google-22 stack is Ubuntu 22.04).
-  system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt"
+  # public roots.
   clusters = [
     for c in var.clusters : merge(c, {
       endpoint_url = c.endpoint == null ? null : (startswith(c.endpoint, "https://") ? c.endpoint : "https://${c.endpoint}")
@@ -53,7 +52,6 @@ locals {
         location = c.location
         endpoint = c.endpoint_url
         ca_data  = c.ca_certificate
-        ca_file  = c.endpoint_dns && c.ca_certificate == null ? local.system_ca_bundle : null
       } : key => value if value != null
     }
   ])

@@ -57,6 +57,13 @@ class Setting:
         return f"`{self.default}`" if isinstance(self.default, str) else str(self.default)
 
 
+def _dns_endpoint(endpoint: str) -> bool:
+    """GKE's DNS-based control-plane endpoint (``gke-....REGION.gke.goog``): its certificate is
+    publicly trusted, so it needs no cluster CA."""
+    host = urlsplit(endpoint).hostname or ""
+    return host.endswith(".gke.goog")
+
+
 def _raw(env: Mapping[str, str], name: str) -> str | None:
     """The variable's value, stripped; None when unset or empty (a blank value is kept, and refused
     where it means nothing)."""
@@ -203,8 +210,12 @@ def _cluster(raw: Any, index: int) -> ClusterConfig:
         raise ConfigError(f"{where}: auth token_file needs 'endpoint'")
     if auth is AuthMode.KUBECONFIG and not raw.get("kubeconfig"):
         raise ConfigError(f"{where}: auth kubeconfig needs 'kubeconfig' (a path)")
-    if endpoint and not (raw.get("ca_data") or raw.get("ca_file")) and auth is not AuthMode.KUBECONFIG:
-        raise ConfigError(f"{where}: an explicit endpoint needs 'ca_data' (PEM) or 'ca_file'")
+    no_ca = not (raw.get("ca_data") or raw.get("ca_file"))
+    if endpoint and no_ca and auth is not AuthMode.KUBECONFIG and not _dns_endpoint(str(endpoint)):
+        raise ConfigError(
+            f"{where}: an explicit endpoint needs 'ca_data' (PEM) or 'ca_file' "
+            "(only GKE's DNS-based endpoint, *.gke.goog, is verified against the public roots)"
+        )
     return ClusterConfig(
         name=raw["name"],
         project=raw["project"],

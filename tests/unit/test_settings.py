@@ -444,7 +444,27 @@ def test_kubeconfig_auth_needs_kubeconfig(kubeconfig: str | None) -> None:
 def test_endpoint_needs_ca(auth: str | None) -> None:
     obj = cluster_obj(auth=auth, endpoint="https://10.0.0.2", token_file="/var/run/token")
     message = load_error(env_with(obj))
-    assert message == "DRAINER_CLUSTERS[0]: an explicit endpoint needs 'ca_data' (PEM) or 'ca_file'"
+    assert message.startswith("DRAINER_CLUSTERS[0]: an explicit endpoint needs 'ca_data' (PEM) or 'ca_file'")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [
+        pytest.param("https://gke-0123456789abcdef.europe-west4.gke.goog", True, id="dns-endpoint"),
+        pytest.param("https://gke-0123456789abcdef.europe-west4.gke.goog:443", True, id="dns-endpoint-port"),
+        pytest.param("https://gke.goog.example.com", False, id="look-alike"),
+        pytest.param("https://10.0.0.2", False, id="private-ip"),
+    ],
+)
+def test_only_the_dns_based_endpoint_goes_without_a_ca(endpoint: str, ok: bool) -> None:
+    env = env_with(cluster_obj(endpoint=endpoint))
+    if ok:
+        [cluster] = load(env).clusters
+        assert cluster.endpoint == endpoint
+        assert cluster.ca_data is None
+        assert cluster.ca_file is None
+    else:
+        assert "needs 'ca_data' (PEM) or 'ca_file'" in load_error(env)
 
 
 def test_kubeconfig_auth_endpoint_needs_no_ca() -> None:

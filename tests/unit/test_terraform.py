@@ -937,22 +937,20 @@ DNS_ENDPOINT = "gke-0123456789abcdef0123456789abcdef-123456789012.europe-west4.g
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-def _clusters_setting_as_terraform_renders_it(module: Module, clusters: list[dict[str, Any]]) -> str:
+def _clusters_setting_as_terraform_renders_it(_module: Module, clusters: list[dict[str, Any]]) -> str:
     """DRAINER_CLUSTERS for ``clusters`` as local.clusters and local.clusters_setting compute it (the test below
     holds the HCL to these steps)."""
     rendered = []
     for c in clusters:
         endpoint = c.get("endpoint")
         url = None if endpoint is None else (endpoint if endpoint.startswith("https://") else f"https://{endpoint}")
-        dns = endpoint is not None and re.search(r"[.]gke[.]goog(:[0-9]+)?$", endpoint) is not None
         ca = c.get("ca_certificate")
         entry = {
             "name": c["name"],
             "project": c["project"],
             "location": c["location"],
             "endpoint": url,
-            "ca_data": ca,
-            "ca_file": module.locals["system_ca_bundle"] if dns and ca is None else None,
+            "ca_data": ca,  # none for the DNS-based endpoint: publicly trusted
         }
         rendered.append({key: value for key, value in entry.items() if value is not None})
     return json.dumps(rendered)
@@ -964,8 +962,7 @@ def test_the_clusters_setting_is_built_as_the_mirror_says(module: Module) -> Non
     assert 'endpoint_dns = c.endpoint == null ? false : can(regex("[.]gke[.]goog(:[0-9]+)?$", c.endpoint))' in clusters
     setting = module.locals["clusters_setting"]
     keys = re.findall(r"(\w+) = c\.", setting)
-    assert keys == ["name", "project", "location", "endpoint", "ca_data", "ca_file"]
-    assert "ca_file = c.endpoint_dns && c.ca_certificate == null ? local.system_ca_bundle : null" in setting
+    assert keys == ["name", "project", "location", "endpoint", "ca_data"]
     assert ": key => value if value != null" in setting, "unset keys are left out, not sent as null"
     assert module.locals["settings_env"]["DRAINER_CLUSTERS"] == "${local.clusters_setting}"
     attributes = re.findall(r"(\w+) = ", unwrap(module.variables["clusters"]["type"]))
@@ -991,8 +988,7 @@ def test_the_functions_read_each_kind_of_cluster_endpoint_the_module_writes(
     assert (read.name, read.project, read.location) == ("payments", "acme-prod", "europe-west4")
     assert read.endpoint == endpoint
     assert read.ca_data == ca
-    if endpoint is not None and ca is None:  # the DNS-based endpoint: publicly trusted, the system's roots
-        assert read.ca_file == "/etc/ssl/certs/ca-certificates.crt"
+    assert read.ca_file is None  # the DNS-based endpoint is publicly trusted: no CA at all
 
 
 def test_a_private_ip_needs_a_path_into_the_vpc_and_the_two_kinds_exclude_each_other(module: Module) -> None:

@@ -148,8 +148,9 @@ def connect(cluster: ClusterConfig, *, timeout: float, container_api: str, pool_
         configuration.host = cluster.endpoint
         if cluster.ca_data:
             configuration.ca_cert_data = _pem(cluster.ca_data)
-        else:
+        elif cluster.ca_file:
             configuration.ssl_ca_cert = cluster.ca_file
+        # else: GKE's DNS-based endpoint, verified against the public roots (certifi)
     else:
         configuration.host, configuration.ca_cert_data = discover_endpoint(
             cluster, container_api=container_api, timeout=timeout
